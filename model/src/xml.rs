@@ -1,0 +1,594 @@
+//! XML reading and writing support that generated message code calls.
+//!
+//! This is the only module that names quick-xml. External types it lets through:
+//! none in signatures — [`Start`] wraps `quick_xml::events::BytesStart`.
+//!
+//! - [`Reader`] is a pull reader over UTF-8 text with the limits of a hostile-input parser:
+//!   no DTD, no entities beyond the five predefined ones and character references, a nesting
+//!   limit and a size limit. Decoders built on it are lenient the way a management point is:
+//!   unknown attributes and elements are skipped, children come in any order.
+//! - [`Writer`] writes canonical XML: no declaration, no whitespace, `<X/>` for empty
+//!   elements, every text and attribute value escaped. It never fails while writing; a
+//!   character XML cannot carry is recorded and reported by [`Writer::finish`].
+
+mod any;
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesStart, Event};
+
+pub use self::any::{AnyAttribute, AnyElement, AnyNode};
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::value::XmlValue;
+
+/// Default nesting limit of a [`Reader`].
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// Default size limit of a [`Reader`], in bytes of UTF-8 text.
+pub const DEFAULT_MAX_SIZE: usize = 256 * 1024 * 1024;
+
+/// A complex XML type: written under, and read from, an element of any name.
+///
+/// Generated for every complex type; roots additionally implement [`crate::Message`].
+pub trait XmlElement: Sized {
+    /// Writes `self` as the element `name`.
+    fn write_element(&self, name: &str, w: &mut Writer);
+    /// Reads `self` from the element that `start` opened, up to and including its end tag.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] naming the path below `start` where decoding failed.
+    fn read_element(r: &mut Reader<'_>, start: &Start<'_>) -> Result<Self, DecodeError>;
+}
+
+/// An `xs:choice`: each alternative knows the element it is written as.
+pub trait XmlChoice {
+    /// Writes the chosen alternative as its element.
+    fn write_choice(&self, w: &mut Writer);
+}
+
+/// A start tag (or empty-element tag) handed to a decoder.
+#[derive(Debug)]
+pub struct Start<'a> {
+    tag: BytesStart<'a>,
+    empty: bool,
+}
+
+impl<'a> Start<'a> {
+    /// The element name as written (namespace-less documents: prefix included, if any).
+    pub fn name(&self) -> &[u8] {
+        self.tag.name().into_inner()
+    }
+
+    /// The element name as a string (lossy for invalid UTF-8, which the reader never yields).
+    pub fn name_str(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.name())
+    }
+
+    /// Whether this is an empty-element tag (`<X/>`): there is no content and no end tag.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The attributes of the tag.
+    pub fn attrs(&self) -> Attrs<'_> {
+        Attrs { inner: self.tag.attributes() }
+    }
+}
+
+/// An attribute: its name as written and its unescaped value.
+pub type Attribute<'t> = (&'t [u8], Cow<'t, str>);
+
+/// Iterator over the attributes of a [`Start`].
+pub struct Attrs<'t> {
+    inner: quick_xml::events::attributes::Attributes<'t>,
+}
+
+impl<'t> Attrs<'t> {
+    /// The next attribute as `(name, unescaped value)`.
+    ///
+    /// # Errors
+    ///
+    /// Malformed attributes (duplicates, missing quotes) and unknown entity references.
+    pub fn next_attr(&mut self, r: &Reader<'_>) -> Result<Option<Attribute<'t>>, DecodeError> {
+        let Some(attr) = self.inner.next() else {
+            return Ok(None);
+        };
+        let attr = attr.map_err(|e| r.error(DecodeErrorKind::Syntax(e.to_string())))?;
+        let value =
+            attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?;
+        Ok(Some((attr.key.into_inner(), value)))
+    }
+}
+
+/// A pull reader over a UTF-8 XML document, with hostile-input limits.
+pub struct Reader<'a> {
+    inner: quick_xml::Reader<&'a [u8]>,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// Creates a reader with the default limits.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::TooLarge`] when `text` exceeds [`DEFAULT_MAX_SIZE`].
+    pub fn new(text: &'a str) -> Result<Self, DecodeError> {
+        Self::with_limits(text, DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE)
+    }
+
+    /// Creates a reader with the given nesting and size limits.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::TooLarge`] when `text` exceeds `max_size`.
+    pub fn with_limits(
+        text: &'a str,
+        max_depth: usize,
+        max_size: usize,
+    ) -> Result<Self, DecodeError> {
+        if text.len() > max_size {
+            return Err(DecodeError::new(DecodeErrorKind::TooLarge { limit: max_size }, 0));
+        }
+        let mut inner = quick_xml::Reader::from_str(text);
+        let config = inner.config_mut();
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        config.trim_text(false);
+        Ok(Self { inner, depth: 0, max_depth })
+    }
+
+    /// Builds an error of `kind` at the current position.
+    pub fn error(&self, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError::new(kind, self.inner.buffer_position())
+    }
+
+    fn xml_error(&self, e: &quick_xml::Error) -> DecodeError {
+        if let quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
+            _,
+            name,
+        )) = e
+        {
+            return self.error(DecodeErrorKind::UnknownEntity(name.clone()));
+        }
+        self.error(DecodeErrorKind::Syntax(e.to_string()))
+    }
+
+    /// The error for a missing required element `name`.
+    pub fn missing_element(&self, name: &'static str) -> DecodeError {
+        self.error(DecodeErrorKind::MissingElement(name))
+    }
+
+    /// The error for a missing required attribute `name`.
+    pub fn missing_attribute(&self, name: &'static str) -> DecodeError {
+        self.error(DecodeErrorKind::MissingAttribute(name)).at_attr(name)
+    }
+
+    /// The error for a second occurrence of the single element `name`.
+    pub fn duplicate(&self, name: &'static str) -> DecodeError {
+        self.error(DecodeErrorKind::DuplicateElement(name))
+    }
+
+    /// Parses a lexical value.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::Value`] when `text` does not parse as `T`.
+    pub fn value<T: XmlValue>(&self, text: &str) -> Result<T, DecodeError> {
+        T::parse_xml(text).map_err(|e| self.error(DecodeErrorKind::Value(e)))
+    }
+
+    fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
+        let ev = self.inner.read_event().map_err(|e| self.xml_error(&e))?;
+        match &ev {
+            Event::DocType(_) => return Err(self.error(DecodeErrorKind::Dtd)),
+            Event::Start(_) => {
+                self.depth += 1;
+                if self.depth > self.max_depth {
+                    return Err(self.error(DecodeErrorKind::TooDeep { limit: self.max_depth }));
+                }
+            }
+            Event::End(_) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(ev)
+    }
+
+    /// Reads up to the root element and returns its start tag.
+    ///
+    /// # Errors
+    ///
+    /// Malformed XML, a DTD, text before the root, or no root at all.
+    pub fn root(&mut self) -> Result<Start<'a>, DecodeError> {
+        loop {
+            match self.next_event()? {
+                Event::Start(tag) => return Ok(Start { tag, empty: false }),
+                Event::Empty(tag) => return Ok(Start { tag, empty: true }),
+                Event::Eof => return Err(self.error(DecodeErrorKind::NoRoot)),
+                Event::Text(t) if is_xml_space(&t) => {}
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+                _ => {
+                    return Err(
+                        self.error(DecodeErrorKind::Syntax("text before the root element".into()))
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checks that nothing but whitespace, comments and processing instructions follows the
+    /// root element.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeErrorKind::TrailingContent`] or malformed XML.
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        loop {
+            match self.next_event()? {
+                Event::Eof => return Ok(()),
+                Event::Text(t) if is_xml_space(&t) => {}
+                Event::Comment(_) | Event::PI(_) => {}
+                _ => return Err(self.error(DecodeErrorKind::TrailingContent)),
+            }
+        }
+    }
+
+    /// The next child element of the element `parent` opened, or `None` at its end tag.
+    ///
+    /// Text between child elements is ignored (pretty-printed documents are accepted).
+    ///
+    /// # Errors
+    ///
+    /// Malformed XML, a DTD, or the nesting limit.
+    pub fn next_child(&mut self, parent: &Start<'_>) -> Result<Option<Start<'a>>, DecodeError> {
+        if parent.empty {
+            return Ok(None);
+        }
+        loop {
+            match self.next_event()? {
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true })),
+                Event::End(_) => return Ok(None),
+                Event::Eof => {
+                    return Err(
+                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
+                    );
+                }
+                Event::GeneralRef(r) => {
+                    self.check_ref(&r)?;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn check_ref(&self, r: &quick_xml::events::BytesRef<'_>) -> Result<Option<char>, DecodeError> {
+        if r.is_char_ref() {
+            return match r.resolve_char_ref() {
+                Ok(Some(c)) => Ok(Some(c)),
+                Ok(None) | Err(_) => {
+                    Err(self.error(DecodeErrorKind::Syntax("invalid character reference".into())))
+                }
+            };
+        }
+        let name = r.decode().map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
+        match quick_xml::escape::resolve_predefined_entity(&name) {
+            Some(s) => Ok(s.chars().next()),
+            None => Err(self.error(DecodeErrorKind::UnknownEntity(name.into_owned()))),
+        }
+    }
+
+    /// Reads the text content of the element `start` opened, up to its end tag.
+    ///
+    /// CDATA sections and references are merged into the text; child elements are skipped.
+    ///
+    /// # Errors
+    ///
+    /// Malformed XML, unknown entities, or the nesting limit.
+    pub fn text(&mut self, start: &Start<'_>) -> Result<Cow<'a, str>, DecodeError> {
+        if start.empty {
+            return Ok(Cow::Borrowed(""));
+        }
+        let mut acc: Option<Cow<'a, str>> = None;
+        loop {
+            let piece: Cow<'a, str> = match self.next_event()? {
+                Event::Text(t) => t
+                    .xml10_content()
+                    .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
+                Event::CData(c) => c
+                    .xml10_content()
+                    .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
+                Event::GeneralRef(r) => match self.check_ref(&r)? {
+                    Some(c) => Cow::Owned(c.to_string()),
+                    None => Cow::Borrowed(""),
+                },
+                Event::Start(_) => {
+                    self.skip_to_depth(self.depth - 1)?;
+                    continue;
+                }
+                Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
+                Event::Eof => {
+                    return Err(
+                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
+                    );
+                }
+                _ => continue,
+            };
+            acc = Some(match acc {
+                None => piece,
+                Some(prev) => Cow::Owned(prev.into_owned() + &piece),
+            });
+        }
+    }
+
+    /// Reads the text content of the element `start` opened and parses it as `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::text`], or [`DecodeErrorKind::Value`] when the text does not parse.
+    pub fn read_value<T: XmlValue>(&mut self, start: &Start<'_>) -> Result<T, DecodeError> {
+        let text = self.text(start)?;
+        self.value(&text)
+    }
+
+    /// Skips the content and end tag of the element `start` opened.
+    ///
+    /// # Errors
+    ///
+    /// Malformed XML or the nesting limit.
+    pub fn skip(&mut self, start: &Start<'_>) -> Result<(), DecodeError> {
+        if start.empty {
+            return Ok(());
+        }
+        self.skip_to_depth(self.depth - 1)
+    }
+
+    fn skip_to_depth(&mut self, target: usize) -> Result<(), DecodeError> {
+        while self.depth > target {
+            match self.next_event()? {
+                Event::Eof => {
+                    return Err(
+                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
+                    );
+                }
+                Event::GeneralRef(r) => {
+                    self.check_ref(&r)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the next raw node of mixed content (for [`AnyElement`]).
+    fn next_node(&mut self) -> Result<Node<'a>, DecodeError> {
+        loop {
+            return Ok(match self.next_event()? {
+                Event::Start(tag) => Node::Child(Start { tag, empty: false }),
+                Event::Empty(tag) => Node::Child(Start { tag, empty: true }),
+                Event::Text(t) => Node::Text(
+                    t.xml10_content()
+                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
+                ),
+                Event::CData(c) => Node::Text(
+                    c.xml10_content()
+                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
+                ),
+                Event::GeneralRef(r) => match self.check_ref(&r)? {
+                    Some(c) => Node::Text(Cow::Owned(c.to_string())),
+                    None => continue,
+                },
+                Event::End(_) => Node::End,
+                Event::Eof => {
+                    return Err(
+                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
+                    );
+                }
+                _ => continue,
+            });
+        }
+    }
+}
+
+enum Node<'a> {
+    Child(Start<'a>),
+    Text(Cow<'a, str>),
+    End,
+}
+
+fn is_xml_space(t: &[u8]) -> bool {
+    t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+/// Reads the root element name of `text` without decoding the document.
+///
+/// # Errors
+///
+/// Malformed XML before the root, a DTD, or no root element.
+pub fn root_name(text: &str) -> Result<String, DecodeError> {
+    let mut r = Reader::new(text)?;
+    let start = r.root()?;
+    Ok(start.name_str().into_owned())
+}
+
+/// A canonical XML writer into a `String`.
+///
+/// Writing is infallible; [`Writer::finish`] reports a character XML 1.0 cannot carry.
+#[derive(Debug, Default)]
+pub struct Writer {
+    out: String,
+    scratch: String,
+    /// A start tag is open (`<X a="1"`) and not yet closed with `>`.
+    open: bool,
+    /// Byte offset of the innermost start tag's name in `out` (for error messages).
+    last_start: usize,
+    error: Option<EncodeError>,
+}
+
+impl Writer {
+    /// Creates an empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Creates a writer whose buffer holds `capacity` bytes before growing.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { out: String::with_capacity(capacity), ..Self::default() }
+    }
+
+    /// Writes into an existing buffer (its content is kept), to reuse allocations.
+    pub fn with_buffer(out: String) -> Self {
+        Self { out, ..Self::default() }
+    }
+
+    /// The XML written so far.
+    pub fn as_str(&self) -> &str {
+        &self.out
+    }
+
+    /// Returns the document.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidChar`] when a value held a character XML 1.0 cannot carry.
+    pub fn finish(self) -> Result<String, EncodeError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.out),
+        }
+    }
+
+    /// Returns the buffer and the first recorded error, if any (the buffer is kept either way).
+    pub fn finish_keep(self) -> (String, Option<EncodeError>) {
+        (self.out, self.error)
+    }
+
+    fn close_start(&mut self) {
+        if self.open {
+            self.out.push('>');
+            self.open = false;
+        }
+    }
+
+    /// Opens the element `name`: writes `<name` and leaves the tag open for attributes.
+    pub fn start(&mut self, name: &str) {
+        self.close_start();
+        self.out.push('<');
+        self.last_start = self.out.len();
+        self.out.push_str(name);
+        self.open = true;
+    }
+
+    /// Writes the attribute `name="value"` into the open start tag.
+    pub fn attr<V: XmlValue>(&mut self, name: &str, value: &V) {
+        self.out.push(' ');
+        self.out.push_str(name);
+        self.out.push_str("=\"");
+        match value.as_xml_str() {
+            Some(s) => self.escape(s, true),
+            None => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                value.write_xml(&mut scratch);
+                self.escape(&scratch, true);
+                self.scratch = scratch;
+            }
+        }
+        self.out.push('"');
+    }
+
+    /// Writes escaped text content into the current element. Empty text writes nothing, so an
+    /// element with empty text is written as `<X/>`.
+    pub fn text<V: XmlValue>(&mut self, value: &V) {
+        match value.as_xml_str() {
+            Some("") => {}
+            Some(s) => {
+                self.close_start();
+                self.escape(s, false);
+            }
+            None => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                value.write_xml(&mut scratch);
+                if !scratch.is_empty() {
+                    self.close_start();
+                    self.escape(&scratch, false);
+                }
+                self.scratch = scratch;
+            }
+        }
+    }
+
+    /// Closes the element `name`: `/>` when it got no content, else `</name>`.
+    pub fn end(&mut self, name: &str) {
+        if self.open {
+            self.out.push_str("/>");
+            self.open = false;
+        } else {
+            self.out.push_str("</");
+            self.out.push_str(name);
+            self.out.push('>');
+        }
+    }
+
+    /// Writes `<name>value</name>` (or `<name/>` for an empty value).
+    pub fn simple<V: XmlValue>(&mut self, name: &str, value: &V) {
+        self.start(name);
+        self.text(value);
+        self.end(name);
+    }
+
+    fn escape(&mut self, s: &str, attribute: bool) {
+        let bytes = s.as_bytes();
+        let mut last = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let rep: &str = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' if attribute => "&quot;",
+                b'\r' => "&#13;",
+                b'\t' if attribute => "&#9;",
+                b'\n' if attribute => "&#10;",
+                b'\t' | b'\n' => continue,
+                0..=0x1F => {
+                    self.invalid_char(u32::from(b));
+                    continue;
+                }
+                0xEF => {
+                    // U+FFFE and U+FFFF (EF BF BE / EF BF BF) are not XML characters.
+                    if bytes.get(i + 1) == Some(&0xBF)
+                        && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+                    {
+                        let code = if bytes[i + 2] == 0xBE { 0xFFFE } else { 0xFFFF };
+                        self.invalid_char(code);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            self.out.push_str(&s[last..i]);
+            self.out.push_str(rep);
+            last = i + 1;
+        }
+        self.out.push_str(&s[last..]);
+    }
+
+    /// Records an error found while writing; [`Writer::finish`] returns the first one.
+    pub fn fail(&mut self, error: EncodeError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    fn invalid_char(&mut self, code: u32) {
+        if self.error.is_none() {
+            let rest = &self.out[self.last_start..];
+            let end = rest.find([' ', '>', '/']).unwrap_or(rest.len());
+            self.error = Some(EncodeError::InvalidChar { element: rest[..end].to_owned(), code });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! Cross-crate tests for cmmp live in `tests/`; this library is empty.
