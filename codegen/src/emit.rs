@@ -10,8 +10,8 @@ use quote::{format_ident, quote};
 
 pub(crate) use self::kinds::kinds_file;
 use crate::ir::{
-    Alt, AltTy, Body, Choice, Field, FieldTy, Item, Module, Occurs, Root, Struct, TypeRef,
-    ValueTy, Values,
+    Alt, AltTy, Body, Choice, Field, FieldTy, Item, Module, Occurs, Root, Struct, TypeRef, ValueTy,
+    Values,
 };
 use crate::naming::is_keyword;
 
@@ -24,7 +24,11 @@ pub(crate) struct Ctx {
 
 /// A field or variable identifier (`r#type` for keywords).
 pub(crate) fn ident(name: &str) -> Ident {
-    if is_keyword(name) { Ident::new_raw(name, Span::call_site()) } else { Ident::new(name, Span::call_site()) }
+    if is_keyword(name) {
+        Ident::new_raw(name, Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
 }
 
 fn doc_attrs(provenance: &str, doc: &[String]) -> TokenStream {
@@ -72,7 +76,11 @@ fn field_inner(ctx: &Ctx, module: &Module, f: &Field) -> TokenStream {
 }
 
 fn wrap(inner: TokenStream, occurs: Occurs, boxed: bool) -> TokenStream {
-    let inner = if boxed { quote! { Box<#inner> } } else { inner };
+    let inner = if boxed {
+        quote! { Box<#inner> }
+    } else {
+        inner
+    };
     match occurs {
         Occurs::One => inner,
         Occurs::Optional => quote! { Option<#inner> },
@@ -199,7 +207,8 @@ fn struct_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
     let (derive_default, ctor) = if params.is_empty() {
         (quote! { Default, }, TokenStream::new())
     } else {
-        let doc = " Creates the value from its required parts; optional parts are empty.".to_owned();
+        let doc =
+            " Creates the value from its required parts; optional parts are empty.".to_owned();
         (
             TokenStream::new(),
             quote! {
@@ -300,6 +309,7 @@ fn local(field: &str) -> Ident {
 
 fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
     let rt = &ctx.runtime;
+    let exact = has_case_collision(s);
     let mut out = TokenStream::new();
     let mut finals = Vec::new();
 
@@ -311,8 +321,9 @@ fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
             let x = &a.xml;
             let bx = proc_macro2::Literal::byte_string(a.xml.as_bytes());
             out.extend(quote! { let mut #l = None; });
+            let cmp = name_cmp(ctx, exact, quote! { attr_name }, &bx);
             branches.push(quote! {
-                if attr_name == #bx {
+                if #cmp {
                     #l = Some(r.value(&attr_value).map_err(|e| e.at_attr(#x))?);
                 }
             });
@@ -362,8 +373,13 @@ fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
                                 quote! { <#ty as #rt::xml::XmlElement>::read_element(r, &child) }
                             }
                         };
-                        let read = if fld.boxed { quote! { #read.map(Box::new) } } else { read };
-                        branches.push(store(fld.occurs, &l, x, &bx, read));
+                        let read = if fld.boxed {
+                            quote! { #read.map(Box::new) }
+                        } else {
+                            read
+                        };
+                        let cmp = name_cmp(ctx, exact, quote! { child_name }, &bx);
+                        branches.push(store(fld.occurs, &l, x, cmp, read));
                     }
                     FieldTy::Choice(r_, alts) => {
                         let ty = type_path(module, r_);
@@ -374,7 +390,8 @@ fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
                             } else {
                                 let x = &alt.xml;
                                 let bx = proc_macro2::Literal::byte_string(alt.xml.as_bytes());
-                                branches.push(store(fld.occurs, &l, x, &bx, read));
+                                let cmp = name_cmp(ctx, exact, quote! { child_name }, &bx);
+                                branches.push(store(fld.occurs, &l, x, cmp, read));
                             }
                         }
                     }
@@ -389,13 +406,17 @@ fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
                 }
                 let name_for_missing = match &fld.ty {
                     FieldTy::Value(_) | FieldTy::Complex(_) => fld.xml.clone(),
-                    FieldTy::Choice(_, alts) => {
-                        alts.iter().map(|a| if a.xml.is_empty() { "any element" } else { a.xml.as_str() }).collect::<Vec<_>>().join(" | ")
-                    }
+                    FieldTy::Choice(_, alts) => alts
+                        .iter()
+                        .map(|a| if a.xml.is_empty() { "any element" } else { a.xml.as_str() })
+                        .collect::<Vec<_>>()
+                        .join(" | "),
                     FieldTy::Any => "any element".to_owned(),
                 };
                 finals.push(match fld.occurs {
-                    Occurs::One => quote! { #f: #l.ok_or_else(|| r.missing_element(#name_for_missing))? },
+                    Occurs::One => {
+                        quote! { #f: #l.ok_or_else(|| r.missing_element(#name_for_missing))? }
+                    }
                     _ => quote! { #f: #l },
                 });
             }
@@ -420,6 +441,44 @@ fn read_tokens(ctx: &Ctx, module: &Module, s: &Struct) -> TokenStream {
     }
 }
 
+/// The name test of a decoder branch: exact first, then ASCII case-insensitive (the SDK and
+/// MP match names case-insensitively: `Ack`/`ACK`, `HOOK2`), unless two names of the type
+/// differ only by case.
+fn name_cmp(ctx: &Ctx, exact: bool, name: TokenStream, bx: &proc_macro2::Literal) -> TokenStream {
+    let rt = &ctx.runtime;
+    if exact {
+        quote! { #name == #bx }
+    } else {
+        quote! { #rt::xml::name_eq(#name, #bx) }
+    }
+}
+
+fn has_case_collision(s: &Struct) -> bool {
+    let mut names: Vec<String> = s.attrs.iter().map(|a| a.xml.to_ascii_lowercase()).collect();
+    let n_attrs = names.len();
+    names.sort();
+    names.dedup();
+    if names.len() != n_attrs {
+        return true;
+    }
+    let mut elems = Vec::new();
+    if let Body::Elements(fields) = &s.body {
+        for f in fields {
+            match &f.ty {
+                FieldTy::Choice(_, alts) => elems.extend(
+                    alts.iter().filter(|a| !a.xml.is_empty()).map(|a| a.xml.to_ascii_lowercase()),
+                ),
+                FieldTy::Any => {}
+                _ => elems.push(f.xml.to_ascii_lowercase()),
+            }
+        }
+    }
+    let n = elems.len();
+    elems.sort();
+    elems.dedup();
+    elems.len() != n
+}
+
 /// `if a {..} else if b {..} else {fallback}`; without branches, just the fallback.
 fn else_if_chain(branches: Vec<TokenStream>, fallback: Option<TokenStream>) -> TokenStream {
     let mut out = TokenStream::new();
@@ -437,17 +496,17 @@ fn else_if_chain(branches: Vec<TokenStream>, fallback: Option<TokenStream>) -> T
 }
 
 /// A branch that reads child `x` with `read` and stores it in local `l`.
-fn store(occurs: Occurs, l: &Ident, x: &str, bx: &proc_macro2::Literal, read: TokenStream) -> TokenStream {
+fn store(occurs: Occurs, l: &Ident, x: &str, cmp: TokenStream, read: TokenStream) -> TokenStream {
     match occurs {
         Occurs::Many => quote! {
-            if child_name == #bx {
+            if #cmp {
                 let position = #l.len() + 1;
                 let v = #read.map_err(|e| e.at(#x, Some(position)))?;
                 #l.push(v);
             }
         },
         _ => quote! {
-            if child_name == #bx {
+            if #cmp {
                 if #l.is_some() {
                     return Err(r.duplicate(#x));
                 }
@@ -608,7 +667,8 @@ fn values_tokens(ctx: &Ctx, v: &Values) -> TokenStream {
 
 /// Formats tokens as a file with `header` on top.
 pub(crate) fn render(header: &str, tokens: TokenStream) -> Result<String, String> {
-    let file: syn::File = syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| format!("generated code does not parse: {e}"))?;
     Ok(format!("{header}\n{}", prettyplease::unparse(&file)))
 }
 

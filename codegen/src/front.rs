@@ -52,9 +52,11 @@ pub(crate) fn load(
 
     let mut schema_files = BTreeMap::new();
     for (id, info) in schemas.schemas() {
-        let Some(name) = info.location.as_ref().and_then(|u| {
-            u.path_segments().and_then(|mut s| s.next_back()).map(str::to_owned)
-        }) else {
+        let Some(name) = info
+            .location
+            .as_ref()
+            .and_then(|u| u.path_segments().and_then(|mut s| s.next_back()).map(str::to_owned))
+        else {
             continue;
         };
         if let Some(f) = files.iter().find(|f| f.name == name) {
@@ -100,6 +102,26 @@ fn front_error(files: &[SchemaFile], message: &str) -> Error {
     for f in files {
         if message.contains(&f.name) {
             return Error::File { file: f.display.clone(), message: message.to_owned() };
+        }
+    }
+    // xsd-parser names components as `Type(schema=0, ns=1, name=NoSuchType)`.
+    if let Some(i) = message.find("name=") {
+        let rest = &message[i + 5..];
+        let name = &rest[..rest.find([')', ',', ' ']).unwrap_or(rest.len())];
+        let what = if message.contains("Unknown type") {
+            format!("unknown type `{name}` ({message})")
+        } else {
+            message.to_owned()
+        };
+        for f in files {
+            let needle = format!("type=\"{name}\"");
+            if let Some(pos) = f.text.find(&needle) {
+                return Error::at(&f.display, crate::error::line_of(&f.text, pos), what);
+            }
+            let line = line_of_name(&f.text, name);
+            if line > 0 {
+                return Error::at(&f.display, line, what);
+            }
         }
     }
     // Name the first schema that contains a quoted name from the message.
@@ -155,7 +177,10 @@ impl<'a> Walker<'a> {
             if ident.type_ == IdentType::Type
                 && ident.name.is_named()
                 && self.file(ident).is_some()
-                && matches!(ty.variant, MetaTypeVariant::ComplexType(_) | MetaTypeVariant::Enumeration(_))
+                && matches!(
+                    ty.variant,
+                    MetaTypeVariant::ComplexType(_) | MetaTypeVariant::Enumeration(_)
+                )
             {
                 let module = self.module_of(ident);
                 self.taken.insert((module, type_name(ident.name.as_str())));
@@ -198,10 +223,19 @@ impl<'a> Walker<'a> {
         None
     }
 
-    fn root(&mut self, element: &TypeIdent, _ty: &MetaType, file: &SchemaFile) -> Result<(), Error> {
+    fn root(
+        &mut self,
+        element: &TypeIdent,
+        _ty: &MetaType,
+        file: &SchemaFile,
+    ) -> Result<(), Error> {
         let name = element.name.as_str().to_owned();
         let Some((ident, ty)) = self.resolve(element) else {
-            return Err(self.err(element, &name, format!("element `{name}` has no resolvable type")));
+            return Err(self.err(
+                element,
+                &name,
+                format!("element `{name}` has no resolvable type"),
+            ));
         };
         if !matches!(ty.variant, MetaTypeVariant::ComplexType(_)) {
             return Err(self.err(
@@ -212,7 +246,8 @@ impl<'a> Walker<'a> {
         }
         let provenance = format!("Element `{name}` ({}).", file.display);
         let r = self.complex(&ident, &name, None, provenance, &ty.documentation)?;
-        let lenient = self.manifest.lenient_roots.iter().any(|(s, root)| *s == file.name && *root == name);
+        let lenient =
+            self.manifest.lenient_roots.iter().any(|(s, root)| *s == file.name && *root == name);
         let module = r.module.clone();
         let roots = self.roots.entry(module).or_default();
         if roots.iter().any(|x| x.ty == r.name) {
@@ -290,12 +325,17 @@ impl<'a> Walker<'a> {
                 }
                 Some(_) => Body::Text(self.value_ty(content, xml_name)?),
                 None => {
-                    return Err(self.err(ident, xml_name, format!("`{xml_name}`: unresolved content")));
+                    return Err(self.err(
+                        ident,
+                        xml_name,
+                        format!("`{xml_name}`: unresolved content"),
+                    ));
                 }
             },
         };
         self.stack.pop();
-        let mut fields_and_attrs: Vec<&mut String> = attrs.iter_mut().map(|a| &mut a.field).collect();
+        let mut fields_and_attrs: Vec<&mut String> =
+            attrs.iter_mut().map(|a| &mut a.field).collect();
         let mut body = body;
         if let Body::Elements(fields) = &mut body {
             fields_and_attrs.extend(fields.iter_mut().map(|f| &mut f.field));
@@ -341,7 +381,9 @@ impl<'a> Walker<'a> {
                     match &rty.variant {
                         MetaTypeVariant::Choice(cg) => {
                             choices += 1;
-                            fields.push(self.choice_field(cg, occ, parent, module, provenance, choices)?);
+                            fields.push(
+                                self.choice_field(cg, occ, parent, module, provenance, choices)?,
+                            );
                         }
                         MetaTypeVariant::Sequence(sg) if occ == Occurs::One => {
                             self.group_fields(sg, parent, module, provenance, fields)?;
@@ -428,7 +470,9 @@ impl<'a> Walker<'a> {
                             let docs = rty.documentation.clone();
                             AltTy::Complex(self.complex(&rid, &xml, Some(parent), prov, &docs)?)
                         }
-                        MetaTypeVariant::Choice(_) | MetaTypeVariant::Sequence(_) | MetaTypeVariant::All(_) => {
+                        MetaTypeVariant::Choice(_)
+                        | MetaTypeVariant::Sequence(_)
+                        | MetaTypeVariant::All(_) => {
                             return Err(self.err(
                                 &rid,
                                 &xml,
@@ -446,11 +490,14 @@ impl<'a> Walker<'a> {
             module,
             Item::Choice(Choice {
                 name: name.clone(),
-                provenance: format!("Choice in {}", provenance.trim_end_matches('.')).replace(") (", " ") + ".",
+                provenance: format!("Choice in {}", provenance.trim_end_matches('.'))
+                    .replace(") (", " ")
+                    + ".",
                 alts: alts.clone(),
             }),
         );
-        let field = if suffix.is_empty() { "content".to_owned() } else { format!("content{suffix}") };
+        let field =
+            if suffix.is_empty() { "content".to_owned() } else { format!("content{suffix}") };
         Ok(Field {
             xml: String::new(),
             field,
@@ -474,7 +521,11 @@ impl<'a> Walker<'a> {
         }
         if self.is_xs(ident) {
             return xs_builtin(name).ok_or_else(|| {
-                self.err(ident, context, format!("`{context}`: XSD type xs:{name} is not supported"))
+                self.err(
+                    ident,
+                    context,
+                    format!("`{context}`: XSD type xs:{name} is not supported"),
+                )
             });
         }
         let Some(ty) = self.types.items.get(ident) else {
@@ -493,7 +544,11 @@ impl<'a> Walker<'a> {
                 BuildInMeta::I32 => ValueTy::Prim("i32"),
                 BuildInMeta::I64 | BuildInMeta::Isize => ValueTy::Prim("i64"),
                 _ => {
-                    return Err(self.err(ident, context, format!("`{context}`: unsupported built-in type")));
+                    return Err(self.err(
+                        ident,
+                        context,
+                        format!("`{context}`: unsupported built-in type"),
+                    ));
                 }
             }),
             MetaTypeVariant::Reference(r) => {
@@ -530,7 +585,12 @@ impl<'a> Walker<'a> {
                 let provenance = format!("{what} `{name}` ({}).", self.display_of(ident));
                 self.push_item(
                     &module,
-                    Item::Values(Values { name: rust, provenance, doc: clean_doc(&ty.documentation), values }),
+                    Item::Values(Values {
+                        name: rust,
+                        provenance,
+                        doc: clean_doc(&ty.documentation),
+                        values,
+                    }),
                 );
                 Ok(ValueTy::Enum(r))
             }

@@ -159,7 +159,9 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, Error> {
             other => {
                 return Err(err(
                     sline,
-                    format!("signing must be \"none\", \"optional\" or \"required\", not \"{other}\""),
+                    format!(
+                        "signing must be \"none\", \"optional\" or \"required\", not \"{other}\""
+                    ),
                 ));
             }
         };
@@ -210,7 +212,8 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, Error> {
 
 fn is_ident(s: &str) -> bool {
     let mut cs = s.chars();
-    cs.next().is_some_and(|c| c.is_ascii_alphabetic()) && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    cs.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -247,7 +250,10 @@ layout = "body"
     fn reports_duplicate_dispatch_key() {
         let text = format!("{KIND}{}", KIND.replace("DdrReport", "Other"));
         let e = parse("schemas/endpoints.toml", &text).unwrap_err().to_string();
-        assert!(e.starts_with("schemas/endpoints.toml:11: kind `Other` has the same endpoint"), "{e}");
+        assert!(
+            e.starts_with("schemas/endpoints.toml:12: kind `Other` has the same endpoint"),
+            "{e}"
+        );
     }
 
     #[test]

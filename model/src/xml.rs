@@ -400,6 +400,30 @@ fn is_xml_space(t: &[u8]) -> bool {
     t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
+/// Whether the name `found` in a document matches the schema name `expected`: exactly, or
+/// ignoring ASCII case, as the management point and the SDK match names (`Ack` for `ACK`).
+#[inline]
+pub fn name_eq(found: &[u8], expected: &[u8]) -> bool {
+    found == expected || found.eq_ignore_ascii_case(expected)
+}
+
+/// The candidate sharing the longest (ASCII case-insensitive) prefix with `found`; the first
+/// such on a tie. Picks among reply types that are parsed by content
+/// (`SiteInformationReply` → `SiteInfoReply`).
+pub fn closest_name<'c>(found: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let score = |c: &str| {
+        found.bytes().zip(c.bytes()).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count()
+    };
+    let mut best: Option<(&'c str, usize)> = None;
+    for &c in candidates {
+        let s = score(c);
+        if best.is_none_or(|(_, b)| s > b) {
+            best = Some((c, s));
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
 /// Reads the root element name of `text` without decoding the document.
 ///
 /// # Errors

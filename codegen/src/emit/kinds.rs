@@ -44,10 +44,13 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
             ("HeaderAndAttachment", Some(a)) => quote! {
                 const LAYOUT: #rt::Layout = #rt::Layout::HeaderAndAttachment { attachment: #a };
             },
-            ("BodyAndFiles", _) => quote! { const LAYOUT: #rt::Layout = #rt::Layout::BodyAndFiles; },
+            ("BodyAndFiles", _) => {
+                quote! { const LAYOUT: #rt::Layout = #rt::Layout::BodyAndFiles; }
+            }
             _ => TokenStream::new(),
         };
-        let ft_words = k.file_type.as_ref().map(|f| format!(" with `FileType` `{f}`")).unwrap_or_default();
+        let ft_words =
+            k.file_type.as_ref().map(|f| format!(" with `FileType` `{f}`")).unwrap_or_default();
         let (doc2, delivery, mode_impl) = match &k.reply {
             Some((rs, rr)) => {
                 let Some((rm, rty)) = root_type(modules, rs, rr) else { continue };
@@ -65,7 +68,9 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
                 )
             }
             None => (
-                format!(" Post kind: [`{bt}`](super::{bm}::{bt}) to `{endpoint}`{ft_words}; no reply."),
+                format!(
+                    " Post kind: [`{bt}`](super::{bm}::{bt}) to `{endpoint}`{ft_words}; no reply."
+                ),
                 quote! { #rt::NoReply },
                 quote! { impl #rt::Post for #name {} },
             ),
@@ -129,7 +134,7 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
         ///
         /// Built by [`Inbound::decode`] from the `Msg` header's `TargetEndpoint`, its
         /// `FileType` property and the body's root element.
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(Clone, Debug, PartialEq, ::serde::Deserialize, ::serde::Serialize)]
         pub enum Inbound {
             #(#inbound_variants,)*
         }
@@ -176,6 +181,7 @@ fn documents(ctx: &Ctx, modules: &[Module]) -> TokenStream {
     let rt = &ctx.runtime;
     let mut variants = Vec::new();
     let mut decode_arms = Vec::new();
+    let mut lenient_arms = Vec::new();
     let mut encode_arms = Vec::new();
     let mut list = Vec::new();
     for m in modules {
@@ -187,10 +193,19 @@ fn documents(ctx: &Ctx, modules: &[Module]) -> TokenStream {
             let doc = format!(" `{element}` of `schemas/{}`.", m.file);
             variants.push(quote! { #[doc = #doc] #v(#ty) });
             decode_arms.push(quote! {
-                if schema == #stem && <#ty as #rt::Message>::accepts_root(root.as_bytes()) {
+                if schema == #stem && root == #element {
                     return <#ty as #rt::MessageExt>::from_xml(text).map(Self::#v);
                 }
             });
+            if r.lenient {
+                let peers: Vec<&str> =
+                    m.roots.iter().filter(|x| x.lenient).map(|x| x.element.as_str()).collect();
+                lenient_arms.push(quote! {
+                    if schema == #stem && #rt::xml::closest_name(&root, &[#(#peers),*]) == Some(#element) {
+                        return <#ty as #rt::MessageExt>::from_xml(text).map(Self::#v);
+                    }
+                });
+            }
             encode_arms.push(quote! { Self::#v(d) => #rt::MessageExt::to_xml(d), });
             let stem_lit = Literal::string(&stem);
             list.push(quote! { (#stem_lit, #element) });
@@ -198,7 +213,7 @@ fn documents(ctx: &Ctx, modules: &[Module]) -> TokenStream {
     }
     quote! {
         /// Any document of any schema, by schema file stem (`ddr`, `location`, …).
-        #[derive(Clone, Debug, PartialEq)]
+        #[derive(Clone, Debug, PartialEq, ::serde::Deserialize, ::serde::Serialize)]
         pub enum Document {
             #(#variants,)*
         }
@@ -207,7 +222,8 @@ fn documents(ctx: &Ctx, modules: &[Module]) -> TokenStream {
             /// Every `(schema stem, root element)` pair this model reads.
             pub const ROOTS: &'static [(&'static str, &'static str)] = &[#(#list),*];
 
-            /// Decodes `text` as a document of schema `schema` (file stem), by its root.
+            /// Decodes `text` as a document of schema `schema` (file stem), by its root; a
+            /// root the schema does not declare goes to the schema's lenient reply type, if any.
             ///
             /// # Errors
             ///
@@ -216,6 +232,7 @@ fn documents(ctx: &Ctx, modules: &[Module]) -> TokenStream {
             pub fn decode(schema: &str, text: &str) -> Result<Self, #rt::DecodeError> {
                 let root = #rt::xml::root_name(text)?;
                 #(#decode_arms)*
+                #(#lenient_arms)*
                 Err(#rt::DecodeError::new(
                     #rt::DecodeErrorKind::UnexpectedRoot { expected: "a root of the schema", found: root },
                     0,
