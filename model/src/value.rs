@@ -43,6 +43,10 @@ pub trait XmlValue: Sized {
     fn as_xml_str(&self) -> Option<&str> {
         None
     }
+
+    /// Whether the canonical form never holds a character that XML escapes (digits, GUIDs,
+    /// times, hex): writers then write it straight into the output, with no escape pass.
+    const PLAIN: bool = false;
 }
 
 /// A lexical value that does not parse as its type.
@@ -222,6 +226,8 @@ impl XmlValue for bool {
     fn write_xml(&self, out: &mut String) {
         out.push_str(if *self { "true" } else { "false" });
     }
+
+    const PLAIN: bool = true;
 }
 
 /// Implements [`XmlValue`] for a primitive integer type.
@@ -242,10 +248,36 @@ macro_rules! impl_integer {
             }
 
             fn write_xml(&self, out: &mut String) {
-                write_display(out, self);
+                push_decimal(out, i128::from(*self));
             }
+
+            const PLAIN: bool = true;
         }
     )*};
+}
+
+/// Appends `value` in decimal without going through `core::fmt`.
+fn push_decimal(out: &mut String, value: i128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    let negative = value < 0;
+    let mut v = value.unsigned_abs();
+    loop {
+        i -= 1;
+        // `v % 10` is below 10, so the cast cannot truncate.
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if negative {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
 }
 
 impl_integer! {

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 
-pub use self::any::{AnyAttribute, AnyElement, AnyNode};
+pub use self::any::{AnyAttribute, AnyElement};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::value::XmlValue;
 
@@ -291,33 +291,33 @@ impl<'a> Reader<'a> {
         }
         let mut acc: Option<Cow<'a, str>> = None;
         loop {
-            let piece: Cow<'a, str> = match self.next_event()? {
-                Event::Text(t) => t
-                    .xml10_content()
-                    .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                Event::CData(c) => c
-                    .xml10_content()
-                    .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                Event::GeneralRef(r) => match self.check_ref(&r)? {
-                    Some(c) => Cow::Owned(c.to_string()),
-                    None => Cow::Borrowed(""),
-                },
-                Event::Start(_) => {
-                    self.skip_to_depth(self.depth - 1)?;
-                    continue;
+            match self.next_event()? {
+                Event::Text(t) => {
+                    let piece = t
+                        .xml10_content()
+                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
+                    append(&mut acc, piece);
                 }
+                Event::CData(c) => {
+                    let piece = c
+                        .xml10_content()
+                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
+                    append(&mut acc, piece);
+                }
+                Event::GeneralRef(r) => {
+                    if let Some(c) = self.check_ref(&r)? {
+                        acc.get_or_insert_with(|| Cow::Owned(String::new())).to_mut().push(c);
+                    }
+                }
+                Event::Start(_) => self.skip_to_depth(self.depth - 1)?,
                 Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
                 Event::Eof => {
                     return Err(
                         self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
                     );
                 }
-                _ => continue,
-            };
-            acc = Some(match acc {
-                None => piece,
-                Some(prev) => Cow::Owned(prev.into_owned() + &piece),
-            });
+                _ => {}
+            }
         }
     }
 
@@ -375,7 +375,7 @@ impl<'a> Reader<'a> {
                         .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
                 ),
                 Event::GeneralRef(r) => match self.check_ref(&r)? {
-                    Some(c) => Node::Text(Cow::Owned(c.to_string())),
+                    Some(c) => Node::Char(c),
                     None => continue,
                 },
                 Event::End(_) => Node::End,
@@ -393,7 +393,16 @@ impl<'a> Reader<'a> {
 enum Node<'a> {
     Child(Start<'a>),
     Text(Cow<'a, str>),
+    Char(char),
     End,
+}
+
+/// Appends a text piece, borrowing while there is only one.
+fn append<'a>(acc: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
+    match acc {
+        None => *acc = Some(piece),
+        Some(prev) => prev.to_mut().push_str(&piece),
+    }
 }
 
 fn is_xml_space(t: &[u8]) -> bool {
@@ -508,15 +517,16 @@ impl Writer {
         self.out.push(' ');
         self.out.push_str(name);
         self.out.push_str("=\"");
-        match value.as_xml_str() {
-            Some(s) => self.escape(s, true),
-            None => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                scratch.clear();
-                value.write_xml(&mut scratch);
-                self.escape(&scratch, true);
-                self.scratch = scratch;
-            }
+        if V::PLAIN {
+            value.write_xml(&mut self.out);
+        } else if let Some(s) = value.as_xml_str() {
+            self.escape(s, &ATTR_SPECIAL);
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            value.write_xml(&mut scratch);
+            self.escape(&scratch, &ATTR_SPECIAL);
+            self.scratch = scratch;
         }
         self.out.push('"');
     }
@@ -524,22 +534,31 @@ impl Writer {
     /// Writes escaped text content into the current element. Empty text writes nothing, so an
     /// element with empty text is written as `<X/>`.
     pub fn text<V: XmlValue>(&mut self, value: &V) {
-        match value.as_xml_str() {
-            Some("") => {}
-            Some(s) => {
+        if V::PLAIN {
+            let mark = self.out.len();
+            let was_open = self.open;
+            self.close_start();
+            let content = self.out.len();
+            value.write_xml(&mut self.out);
+            if self.out.len() == content && was_open {
+                // Nothing written: keep the start tag open so the element self-closes.
+                self.out.truncate(mark);
+                self.open = true;
+            }
+        } else if let Some(s) = value.as_xml_str() {
+            if !s.is_empty() {
                 self.close_start();
-                self.escape(s, false);
+                self.escape(s, &TEXT_SPECIAL);
             }
-            None => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                scratch.clear();
-                value.write_xml(&mut scratch);
-                if !scratch.is_empty() {
-                    self.close_start();
-                    self.escape(&scratch, false);
-                }
-                self.scratch = scratch;
+        } else {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            value.write_xml(&mut scratch);
+            if !scratch.is_empty() {
+                self.close_start();
+                self.escape(&scratch, &TEXT_SPECIAL);
             }
+            self.scratch = scratch;
         }
     }
 
@@ -562,23 +581,22 @@ impl Writer {
         self.end(name);
     }
 
-    fn escape(&mut self, s: &str, attribute: bool) {
+    /// Escapes `s` into the output, copying runs of ordinary bytes whole.
+    fn escape(&mut self, s: &str, special: &[bool; 256]) {
         let bytes = s.as_bytes();
         let mut last = 0;
-        for (i, &b) in bytes.iter().enumerate() {
+        let mut i = 0;
+        while let Some(off) = bytes[i..].iter().position(|&b| special[usize::from(b)]) {
+            i += off;
+            let b = bytes[i];
             let rep: &str = match b {
                 b'&' => "&amp;",
                 b'<' => "&lt;",
                 b'>' => "&gt;",
-                b'"' if attribute => "&quot;",
+                b'"' => "&quot;",
                 b'\r' => "&#13;",
-                b'\t' if attribute => "&#9;",
-                b'\n' if attribute => "&#10;",
-                b'\t' | b'\n' => continue,
-                0..=0x1F => {
-                    self.invalid_char(u32::from(b));
-                    continue;
-                }
+                b'\t' => "&#9;",
+                b'\n' => "&#10;",
                 0xEF => {
                     // U+FFFE and U+FFFF (EF BF BE / EF BF BF) are not XML characters.
                     if bytes.get(i + 1) == Some(&0xBF)
@@ -587,13 +605,19 @@ impl Writer {
                         let code = if bytes[i + 2] == 0xBE { 0xFFFE } else { 0xFFFF };
                         self.invalid_char(code);
                     }
+                    i += 1;
                     continue;
                 }
-                _ => continue,
+                _ => {
+                    self.invalid_char(u32::from(b));
+                    i += 1;
+                    continue;
+                }
             };
             self.out.push_str(&s[last..i]);
             self.out.push_str(rep);
-            last = i + 1;
+            i += 1;
+            last = i;
         }
         self.out.push_str(&s[last..]);
     }
@@ -612,6 +636,31 @@ impl Writer {
             self.error = Some(EncodeError::InvalidChar { element: rest[..end].to_owned(), code });
         }
     }
+}
+
+/// Bytes that need attention in text content: markup, CR (kept as `&#13;` so it survives
+/// line-end normalisation), C0 controls XML cannot carry, and 0xEF (lead byte of U+FFFE/F).
+static TEXT_SPECIAL: [bool; 256] = special_bytes(false);
+/// As [`TEXT_SPECIAL`], plus `"`, tab and LF (attribute values normalise those).
+static ATTR_SPECIAL: [bool; 256] = special_bytes(true);
+
+const fn special_bytes(attribute: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    if !attribute {
+        t[b'\t' as usize] = false;
+        t[b'\n' as usize] = false;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = attribute;
+    t[0xEF] = true;
+    t
 }
 
 #[cfg(test)]

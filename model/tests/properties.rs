@@ -109,8 +109,9 @@ proptest! {
         props in proptest::collection::vec((xml_text(), xml_text()), 0..6),
         page in any::<i32>(),
     ) {
-        let mut properties = StatusProperties::default();
-        properties.property = props.iter().map(|(n, v)| NamedText::new(n.clone(), v.clone())).collect();
+        let properties = StatusProperties {
+            property: props.iter().map(|(n, v)| NamedText::new(n.clone(), v.clone())).collect(),
+        };
         let status = Status::new("1.00".to_owned(), page, 1033, ty, properties, StatusQualifiers::default());
         let xml = status.to_xml().unwrap();
         prop_assert_eq!(Status::from_xml(&xml).unwrap(), status);

@@ -78,6 +78,8 @@ impl XmlValue for AgentVersion {
     fn write_xml(&self, out: &mut String) {
         write_display(out, self);
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(AgentVersion, "an agent version such as 5.00.9128.1000");

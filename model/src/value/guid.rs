@@ -128,6 +128,8 @@ impl XmlValue for BracedGuid {
     fn write_xml(&self, out: &mut String) {
         write_display(out, self);
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(BracedGuid, "a GUID string such as {00000000-0000-0000-0000-000000000000}");

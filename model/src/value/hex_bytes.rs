@@ -131,6 +131,8 @@ impl XmlValue for HexBytes {
             out.extend(hex_pair(byte));
         }
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(HexBytes, "a string of hex digits");

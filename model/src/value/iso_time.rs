@@ -211,6 +211,8 @@ impl XmlValue for IsoTime {
     fn write_xml(&self, out: &mut String) {
         write_display(out, self);
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(IsoTime, "an ISO 8601 UTC time such as 2014-01-20T17:18:55Z");

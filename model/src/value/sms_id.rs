@@ -96,6 +96,8 @@ impl XmlValue for SmsId {
     fn write_xml(&self, out: &mut String) {
         write_display(out, self);
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(SmsId, "an SMS client ID such as GUID:00000000-0000-0000-0000-000000000000");
@@ -168,6 +170,8 @@ impl XmlValue for MaybeSmsId {
             id.write_xml(out);
         }
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(MaybeSmsId, "an SMS client ID or the empty string");

@@ -241,6 +241,8 @@ impl XmlValue for SmsTime {
     fn write_xml(&self, out: &mut String) {
         write_display(out, self);
     }
+
+    const PLAIN: bool = true;
 }
 
 impl_str_traits!(SmsTime, "an SMS time such as 20140120171855.573000+000");

@@ -6,8 +6,12 @@ use super::{Node, Reader, Start, Writer, XmlElement};
 use crate::error::{DecodeError, EncodeError};
 
 /// An element kept verbatim from `xs:any` content (e.g. a WMI class in a hardware inventory
-/// `Instance`). Attribute order and child order are preserved; whitespace-only text between
-/// child elements is dropped, so documents re-encode in canonical form.
+/// `Instance`, whose children are its properties).
+///
+/// Attribute order and child order are preserved. Text is kept in [`AnyElement::text`]; the
+/// protocol's documents carry no mixed content, so when an element has both text and child
+/// elements the text pieces are joined and written before the children, and whitespace-only
+/// text between child elements (formatting) is dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnyElement {
     /// Element name.
@@ -15,9 +19,12 @@ pub struct AnyElement {
     /// Attributes in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AnyAttribute>,
-    /// Child elements and text in document order.
+    /// Unescaped text content.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    /// Child elements in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<AnyNode>,
+    pub children: Vec<AnyElement>,
 }
 
 /// An attribute of an [`AnyElement`].
@@ -29,30 +36,16 @@ pub struct AnyAttribute {
     pub value: String,
 }
 
-/// A child of an [`AnyElement`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AnyNode {
-    /// A child element.
-    Element(AnyElement),
-    /// Unescaped text.
-    Text(String),
-}
-
 impl AnyElement {
-    /// Creates an element with no attributes and no children.
+    /// Creates an element with no attributes, text or children.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), attributes: Vec::new(), children: Vec::new() }
+        Self { name: name.into(), ..Self::default() }
     }
 
     /// Adds a child element `<name>text</name>` (the shape of a WMI property), builder style.
     #[must_use]
     pub fn with_property(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
-        let mut child = AnyElement::new(name);
-        let text = text.into();
-        if !text.is_empty() {
-            child.children.push(AnyNode::Text(text));
-        }
-        self.children.push(AnyNode::Element(child));
+        self.children.push(AnyElement { name: name.into(), text: text.into(), ..Self::default() });
         self
     }
 
@@ -63,46 +56,28 @@ impl AnyElement {
         self
     }
 
-    /// The concatenated text children (the value of a WMI property element).
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for c in &self.children {
-            if let AnyNode::Text(t) = c {
-                out.push_str(t);
-            }
-        }
-        out
-    }
-
     /// The child elements named `name`.
     pub fn elements<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s AnyElement> + 's {
-        self.children.iter().filter_map(move |c| match c {
-            AnyNode::Element(e) if e.name == name => Some(e),
-            _ => None,
-        })
+        self.children.iter().filter(move |c| c.name == name)
     }
 
-    /// Checks that every element and attribute name is a valid XML name, so that writing
-    /// cannot produce a malformed document.
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError::InvalidName`] with the first bad name.
-    pub fn check_names(&self) -> Result<(), EncodeError> {
-        check_name(&self.name)?;
-        for a in &self.attributes {
-            check_name(&a.name)?;
-        }
-        for c in &self.children {
-            if let AnyNode::Element(e) = c {
-                e.check_names()?;
-            }
-        }
-        Ok(())
+    /// The text of the first child element named `name` (a WMI property's value).
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.children.iter().find(|c| c.name == name).map(|c| c.text.as_str())
     }
 }
 
+/// Checks that `name` is an XML name, so that writing cannot produce a malformed document.
 fn check_name(name: &str) -> Result<(), EncodeError> {
+    let bytes = name.as_bytes();
+    let ascii_ok = !bytes.is_empty()
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ascii_ok {
+        return Ok(());
+    }
     let mut chars = name.chars();
     let ok = match chars.next() {
         Some(c) if c.is_alphabetic() || c == '_' || c == ':' => {
@@ -116,25 +91,30 @@ fn check_name(name: &str) -> Result<(), EncodeError> {
 impl XmlElement for AnyElement {
     /// Writes the element under its own name; `name` is ignored (the element carries it).
     fn write_element(&self, _name: &str, w: &mut Writer) {
-        if let Err(e) = self.check_names() {
+        if let Err(e) = check_name(&self.name) {
             w.fail(e);
             return;
         }
         w.start(&self.name);
         for a in &self.attributes {
+            if let Err(e) = check_name(&a.name) {
+                w.fail(e);
+                return;
+            }
             w.attr(&a.name, &a.value);
         }
+        w.text(&self.text);
         for c in &self.children {
-            match c {
-                AnyNode::Element(e) => e.write_element(&e.name, w),
-                AnyNode::Text(t) => w.text(t),
-            }
+            c.write_element(&c.name, w);
         }
         w.end(&self.name);
     }
 
     fn read_element(r: &mut Reader<'_>, start: &Start<'_>) -> Result<Self, DecodeError> {
-        let name = start.name_str().into_owned();
+        let name = match std::str::from_utf8(start.name()) {
+            Ok(n) => n.to_owned(),
+            Err(_) => start.name_str().into_owned(),
+        };
         let mut attributes = Vec::new();
         let mut attrs = start.attrs();
         while let Some((n, v)) = attrs.next_attr(r)? {
@@ -143,34 +123,41 @@ impl XmlElement for AnyElement {
                 value: v.into_owned(),
             });
         }
+        let mut text = String::new();
         let mut children = Vec::new();
         if !start.is_empty() {
-            let mut text = String::new();
-            let mut count = 0usize;
+            // Text runs between child elements, kept until we know whether they are formatting.
+            let mut run = String::new();
             loop {
                 match r.next_node()? {
                     Node::Child(child) => {
-                        if !text.is_empty() {
-                            children.push(AnyNode::Text(std::mem::take(&mut text)));
+                        if !is_space(&run) {
+                            text.push_str(&run);
                         }
-                        count += 1;
+                        run.clear();
+                        let position = children.len() + 1;
                         let e = AnyElement::read_element(r, &child)
-                            .map_err(|e| e.at_dynamic(&child.name_str(), Some(count)))?;
-                        children.push(AnyNode::Element(e));
+                            .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
+                        children.push(e);
                     }
-                    Node::Text(t) => text.push_str(&t),
+                    Node::Text(t) => {
+                        if run.is_empty() && children.is_empty() && text.is_empty() {
+                            run = t.into_owned();
+                        } else {
+                            run.push_str(&t);
+                        }
+                    }
+                    Node::Char(c) => run.push(c),
                     Node::End => break,
                 }
             }
-            if !text.is_empty() {
-                children.push(AnyNode::Text(text));
-            }
-            // Whitespace between child elements is formatting, not content.
-            if count > 0 {
-                children.retain(|c| !matches!(c, AnyNode::Text(t) if is_space(t)));
+            if children.is_empty() {
+                text = run;
+            } else if !is_space(&run) {
+                text.push_str(&run);
             }
         }
-        Ok(Self { name, attributes, children })
+        Ok(Self { name, attributes, text, children })
     }
 }
 

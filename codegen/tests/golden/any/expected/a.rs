@@ -32,7 +32,7 @@ impl ::cmmp_model::xml::XmlElement for Bag {
         let mut f_any = Vec::new();
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Count" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Count") {
                 if f_count.is_some() {
                     return Err(r.duplicate("Count"));
                 }
@@ -81,7 +81,7 @@ impl ::cmmp_model::xml::XmlElement for Instance {
         let mut f_class = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Class" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Class") {
                 f_class = Some(r.value(&attr_value).map_err(|e| e.at_attr("Class"))?);
             }
         }

@@ -47,11 +47,11 @@ impl ::cmmp_model::xml::XmlElement for Property {
         let mut f_size = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Name" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Name") {
                 f_name = Some(r.value(&attr_value).map_err(|e| e.at_attr("Name"))?);
-            } else if attr_name == b"Type" {
+            } else if ::cmmp_model::xml::name_eq(attr_name, b"Type") {
                 f_type = Some(r.value(&attr_value).map_err(|e| e.at_attr("Type"))?);
-            } else if attr_name == b"Size" {
+            } else if ::cmmp_model::xml::name_eq(attr_name, b"Size") {
                 f_size = Some(r.value(&attr_value).map_err(|e| e.at_attr("Size"))?);
             }
         }

@@ -25,7 +25,7 @@ impl ::cmmp_model::xml::XmlElement for Hook2 {
         let mut f_name = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Name" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Name") {
                 f_name = Some(r.value(&attr_value).map_err(|e| e.at_attr("Name"))?);
             }
         }
@@ -82,14 +82,14 @@ impl ::cmmp_model::xml::XmlElement for Hooks {
         let mut f_content = Vec::new();
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Hook" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Hook") {
                 let position = f_content.len() + 1;
                 let v = r
                     .read_value(&child)
                     .map(HooksContent::Hook)
                     .map_err(|e| e.at("Hook", Some(position)))?;
                 f_content.push(v);
-            } else if child_name == b"Hook2" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Hook2") {
                 let position = f_content.len() + 1;
                 let v = <Hook2 as ::cmmp_model::xml::XmlElement>::read_element(r, &child)
                     .map(|x| HooksContent::Hook2(Box::new(x)))

@@ -137,7 +137,7 @@ impl ::cmmp_model::xml::XmlElement for Msg {
         let mut f_compression = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Compression" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Compression") {
                 f_compression = Some(
                     r.value(&attr_value).map_err(|e| e.at_attr("Compression"))?,
                 );
@@ -146,7 +146,7 @@ impl ::cmmp_model::xml::XmlElement for Msg {
         let mut f_reply_mode = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"ReplyMode" {
+            if ::cmmp_model::xml::name_eq(child_name, b"ReplyMode") {
                 if f_reply_mode.is_some() {
                     return Err(r.duplicate("ReplyMode"));
                 }

@@ -25,7 +25,7 @@ impl ::cmmp_model::xml::XmlElement for Header {
         let mut f_version = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Version" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Version") {
                 if f_version.is_some() {
                     return Err(r.duplicate("Version"));
                 }

@@ -36,7 +36,7 @@ impl ::cmmp_model::xml::XmlElement for Report {
         let mut f_body = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"ReportHeader" {
+            if ::cmmp_model::xml::name_eq(child_name, b"ReportHeader") {
                 if f_report_header.is_some() {
                     return Err(r.duplicate("ReportHeader"));
                 }
@@ -47,7 +47,7 @@ impl ::cmmp_model::xml::XmlElement for Report {
                         )
                         .map_err(|e| e.at("ReportHeader", None))?,
                 );
-            } else if child_name == b"Body" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Body") {
                 if f_body.is_some() {
                     return Err(r.duplicate("Body"));
                 }

@@ -38,7 +38,7 @@ impl ::cmmp_model::xml::XmlElement for Report {
         let mut f_body = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Body" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Body") {
                 if f_body.is_some() {
                     return Err(r.duplicate("Body"));
                 }
@@ -75,7 +75,7 @@ impl ::cmmp_model::xml::XmlElement for Request {
         let mut f_id = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Id" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Id") {
                 f_id = Some(r.value(&attr_value).map_err(|e| e.at_attr("Id"))?);
             }
         }

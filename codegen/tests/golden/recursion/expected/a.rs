@@ -41,7 +41,7 @@ impl ::cmmp_model::xml::XmlElement for Operator {
         let mut f_operator_type = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"OperatorType" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"OperatorType") {
                 f_operator_type = Some(
                     r.value(&attr_value).map_err(|e| e.at_attr("OperatorType"))?,
                 );
@@ -51,13 +51,13 @@ impl ::cmmp_model::xml::XmlElement for Operator {
         let mut f_operator = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Expression" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Expression") {
                 let position = f_expression.len() + 1;
                 let v = r
                     .read_value(&child)
                     .map_err(|e| e.at("Expression", Some(position)))?;
                 f_expression.push(v);
-            } else if child_name == b"Operator" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Operator") {
                 if f_operator.is_some() {
                     return Err(r.duplicate("Operator"));
                 }
@@ -103,7 +103,7 @@ impl ::cmmp_model::xml::XmlElement for Condition {
         let mut f_operator = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"Operator" {
+            if ::cmmp_model::xml::name_eq(child_name, b"Operator") {
                 if f_operator.is_some() {
                     return Err(r.duplicate("Operator"));
                 }

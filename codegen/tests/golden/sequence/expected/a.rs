@@ -29,12 +29,12 @@ impl ::cmmp_model::xml::XmlElement for Line {
         let mut f_qty = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"SKU" {
+            if ::cmmp_model::xml::name_eq(child_name, b"SKU") {
                 if f_sku.is_some() {
                     return Err(r.duplicate("SKU"));
                 }
                 f_sku = Some(r.read_value(&child).map_err(|e| e.at("SKU", None))?);
-            } else if child_name == b"Qty" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Qty") {
                 if f_qty.is_some() {
                     return Err(r.duplicate("Qty"));
                 }
@@ -100,22 +100,22 @@ impl ::cmmp_model::xml::XmlElement for Order {
         let mut f_flag = Vec::new();
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"ID" {
+            if ::cmmp_model::xml::name_eq(child_name, b"ID") {
                 if f_id.is_some() {
                     return Err(r.duplicate("ID"));
                 }
                 f_id = Some(r.read_value(&child).map_err(|e| e.at("ID", None))?);
-            } else if child_name == b"Note" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Note") {
                 if f_note.is_some() {
                     return Err(r.duplicate("Note"));
                 }
                 f_note = Some(r.read_value(&child).map_err(|e| e.at("Note", None))?);
-            } else if child_name == b"Line" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Line") {
                 let position = f_line.len() + 1;
                 let v = <Line as ::cmmp_model::xml::XmlElement>::read_element(r, &child)
                     .map_err(|e| e.at("Line", Some(position)))?;
                 f_line.push(v);
-            } else if child_name == b"Flag" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Flag") {
                 let position = f_flag.len() + 1;
                 let v = r.read_value(&child).map_err(|e| e.at("Flag", Some(position)))?;
                 f_flag.push(v);

@@ -41,7 +41,7 @@ impl ::cmmp_model::xml::XmlElement for Client {
         let mut f_previous = None;
         let mut attrs = start.attrs();
         while let Some((attr_name, attr_value)) = attrs.next_attr(r)? {
-            if attr_name == b"Previous" {
+            if ::cmmp_model::xml::name_eq(attr_name, b"Previous") {
                 f_previous = Some(
                     r.value(&attr_value).map_err(|e| e.at_attr("Previous"))?,
                 );
@@ -51,14 +51,14 @@ impl ::cmmp_model::xml::XmlElement for Client {
         let mut f_cert = None;
         while let Some(child) = r.next_child(start)? {
             let child_name = child.name();
-            if child_name == b"ClientID" {
+            if ::cmmp_model::xml::name_eq(child_name, b"ClientID") {
                 if f_client_id.is_some() {
                     return Err(r.duplicate("ClientID"));
                 }
                 f_client_id = Some(
                     r.read_value(&child).map_err(|e| e.at("ClientID", None))?,
                 );
-            } else if child_name == b"Cert" {
+            } else if ::cmmp_model::xml::name_eq(child_name, b"Cert") {
                 if f_cert.is_some() {
                     return Err(r.duplicate("Cert"));
                 }
