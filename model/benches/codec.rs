@@ -268,7 +268,7 @@ fn hinv_input() -> String {
     let instance = (0..HINV_INSTANCES)
         .map(|i| {
             let any = wmi_class(i, &mut rng);
-            let class = any.name.clone();
+            let class = any.name.to_string();
             let content = if i % 7 == 0 { ChangeKind::New } else { ChangeKind::Updated };
             let namespace = if class.starts_with("SMS_") {
                 "\\\\WS01\\root\\cimv2\\sms"

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 use quick_xml::events::{BytesStart, Event};
 
-pub use self::any::{AnyAttribute, AnyElement};
+pub use self::any::{AnyAttribute, AnyElement, SmolStr};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::value::XmlValue;
 
@@ -586,8 +586,8 @@ impl Writer {
         let bytes = s.as_bytes();
         let mut last = 0;
         let mut i = 0;
-        while let Some(off) = bytes[i..].iter().position(|&b| special[usize::from(b)]) {
-            i += off;
+        while let Some(at) = find_special(bytes, i, special) {
+            i = at;
             let b = bytes[i];
             let rep: &str = match b {
                 b'&' => "&amp;",
@@ -636,6 +636,37 @@ impl Writer {
             self.error = Some(EncodeError::InvalidChar { element: rest[..end].to_owned(), code });
         }
     }
+}
+
+/// The index of the first byte at or after `from` that `special` marks, scanning eight
+/// bytes at a time and looking closer only at words that may hold one.
+fn find_special(bytes: &[u8], from: usize, special: &[bool; 256]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
+    let has = |x: u64, v: u8| has_zero(x ^ (ONES * u64::from(v)));
+    let quote = special[usize::from(b'"')];
+    let mut i = from;
+    while i + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20 (tab and LF included: the table decides), markup, 0xEF.
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let flagged = below_space
+            | has(x, b'&')
+            | has(x, b'<')
+            | has(x, b'>')
+            | has(x, 0xEF)
+            | if quote { has(x, b'"') } else { 0 };
+        if flagged != 0
+            && let Some(p) = word.iter().position(|&b| special[usize::from(b)])
+        {
+            return Some(i + p);
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|&b| special[usize::from(b)]).map(|p| i + p)
 }
 
 /// Bytes that need attention in text content: markup, CR (kept as `&#13;` so it survives

@@ -123,7 +123,7 @@ proptest! {
         let template = report.report_body.instance[0].clone();
         report.report_body.instance = classes
             .into_iter()
-            .map(|class| hinv::Instance { class: class.name.clone(), parent_class: class.name.clone(), any: class, ..template.clone() })
+            .map(|class| hinv::Instance { class: class.name.to_string(), parent_class: class.name.to_string(), any: class, ..template.clone() })
             .collect();
         let xml = report.to_xml().unwrap();
         prop_assert_eq!(hinv::Report::from_xml(&xml).unwrap(), report);

@@ -1,6 +1,7 @@
 //! Content kept from `xs:any`: an element of any name with any attributes and children.
 
 use serde::{Deserialize, Serialize};
+pub use smol_str::SmolStr;
 
 use super::{Node, Reader, Start, Writer, XmlElement};
 use crate::error::{DecodeError, EncodeError};
@@ -14,14 +15,14 @@ use crate::error::{DecodeError, EncodeError};
 /// text between child elements (formatting) is dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnyElement {
-    /// Element name.
-    pub name: String,
+    /// Element name (inline up to 23 bytes, no allocation).
+    pub name: SmolStr,
     /// Attributes in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<AnyAttribute>,
-    /// Unescaped text content.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub text: String,
+    /// Unescaped text content (inline up to 23 bytes, no allocation).
+    #[serde(default, skip_serializing_if = "SmolStr::is_empty")]
+    pub text: SmolStr,
     /// Child elements in document order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<AnyElement>,
@@ -31,27 +32,27 @@ pub struct AnyElement {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnyAttribute {
     /// Attribute name.
-    pub name: String,
+    pub name: SmolStr,
     /// Unescaped value.
     pub value: String,
 }
 
 impl AnyElement {
     /// Creates an element with no attributes, text or children.
-    pub fn new(name: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<SmolStr>) -> Self {
         Self { name: name.into(), ..Self::default() }
     }
 
     /// Adds a child element `<name>text</name>` (the shape of a WMI property), builder style.
     #[must_use]
-    pub fn with_property(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+    pub fn with_property(mut self, name: impl Into<SmolStr>, text: impl Into<SmolStr>) -> Self {
         self.children.push(AnyElement { name: name.into(), text: text.into(), ..Self::default() });
         self
     }
 
     /// Adds an attribute, builder style.
     #[must_use]
-    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_attribute(mut self, name: impl Into<SmolStr>, value: impl Into<String>) -> Self {
         self.attributes.push(AnyAttribute { name: name.into(), value: value.into() });
         self
     }
@@ -72,9 +73,7 @@ fn check_name(name: &str) -> Result<(), EncodeError> {
     let bytes = name.as_bytes();
     let ascii_ok = !bytes.is_empty()
         && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        && bytes.iter().all(|&b| NAME_BYTES[usize::from(b)]);
     if ascii_ok {
         return Ok(());
     }
@@ -87,6 +86,18 @@ fn check_name(name: &str) -> Result<(), EncodeError> {
     };
     if ok { Ok(()) } else { Err(EncodeError::InvalidName(name.to_owned())) }
 }
+
+/// ASCII bytes allowed after the first character of an XML name.
+static NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' || c == b':';
+        b += 1;
+    }
+    t
+};
 
 impl XmlElement for AnyElement {
     /// Writes the element under its own name; `name` is ignored (the element carries it).
@@ -112,52 +123,74 @@ impl XmlElement for AnyElement {
 
     fn read_element(r: &mut Reader<'_>, start: &Start<'_>) -> Result<Self, DecodeError> {
         let name = match std::str::from_utf8(start.name()) {
-            Ok(n) => n.to_owned(),
-            Err(_) => start.name_str().into_owned(),
+            Ok(n) => SmolStr::new(n),
+            Err(_) => SmolStr::new(start.name_str()),
         };
         let mut attributes = Vec::new();
         let mut attrs = start.attrs();
         while let Some((n, v)) = attrs.next_attr(r)? {
-            attributes.push(AnyAttribute {
-                name: String::from_utf8_lossy(n).into_owned(),
-                value: v.into_owned(),
-            });
+            let name = match std::str::from_utf8(n) {
+                Ok(n) => SmolStr::new(n),
+                Err(_) => SmolStr::new(String::from_utf8_lossy(n)),
+            };
+            attributes.push(AnyAttribute { name, value: v.into_owned() });
         }
-        let mut text = String::new();
+        let mut text = SmolStr::default();
         let mut children = Vec::new();
         if !start.is_empty() {
-            // Text runs between child elements, kept until we know whether they are formatting.
-            let mut run = String::new();
+            // The text seen so far, and the run since the last child element (kept until we
+            // know whether it is formatting between elements).
+            let mut joined = String::new();
+            let mut run: Option<std::borrow::Cow<'_, str>> = None;
             loop {
                 match r.next_node()? {
                     Node::Child(child) => {
-                        if !is_space(&run) {
-                            text.push_str(&run);
+                        if let Some(t) = run.take()
+                            && !is_space(&t)
+                        {
+                            joined.push_str(&t);
                         }
-                        run.clear();
                         let position = children.len() + 1;
                         let e = AnyElement::read_element(r, &child)
                             .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
                         children.push(e);
                     }
-                    Node::Text(t) => {
-                        if run.is_empty() && children.is_empty() && text.is_empty() {
-                            run = t.into_owned();
-                        } else {
-                            run.push_str(&t);
-                        }
-                    }
-                    Node::Char(c) => run.push(c),
+                    Node::Text(t) => match &mut run {
+                        None => run = Some(t),
+                        Some(prev) => prev.to_mut().push_str(&t),
+                    },
+                    Node::Char(c) => run.get_or_insert_with(Default::default).to_mut().push(c),
                     Node::End => break,
                 }
             }
             if children.is_empty() {
-                text = run;
-            } else if !is_space(&run) {
-                text.push_str(&run);
+                if let Some(t) = run {
+                    text = SmolStr::new(t);
+                }
+            } else {
+                if let Some(t) = run
+                    && !is_space(&t)
+                {
+                    joined.push_str(&t);
+                }
+                text = SmolStr::from(joined);
             }
         }
         Ok(Self { name, attributes, text, children })
+    }
+}
+
+impl crate::value::XmlValue for SmolStr {
+    fn parse_xml(text: &str) -> Result<Self, crate::value::ValueError> {
+        Ok(SmolStr::new(text))
+    }
+
+    fn write_xml(&self, out: &mut String) {
+        out.push_str(self);
+    }
+
+    fn as_xml_str(&self) -> Option<&str> {
+        Some(self)
     }
 }
 

@@ -111,3 +111,24 @@ fn escaped_text_reads_back_unchanged() {
     let child = r.next_child(&root).unwrap().unwrap();
     assert_eq!(r.text(&child).unwrap(), original);
 }
+
+proptest::proptest! {
+    /// The word-at-a-time escaper agrees with reading back, for text and attribute values
+    /// of any length and any mix of markup and multi-byte characters.
+    #[test]
+    fn escaping_round_trips(s in "[a-z&<>\"'\t\r\n é€😀\u{EF}\u{FEFF}]{0,70}") {
+        let mut w = Writer::new();
+        w.start("A");
+        w.attr("v", &s);
+        w.simple("B", &s);
+        w.end("A");
+        let doc = w.finish().unwrap();
+        let mut r = Reader::new(&doc).unwrap();
+        let root = r.root().unwrap();
+        let mut attrs = root.attrs();
+        let (_, v) = attrs.next_attr(&r).unwrap().unwrap();
+        proptest::prop_assert_eq!(&v, &s);
+        let child = r.next_child(&root).unwrap().unwrap();
+        proptest::prop_assert_eq!(r.text(&child).unwrap(), s.as_str());
+    }
+}
