@@ -69,6 +69,11 @@ impl<'a> Start<'a> {
         self.empty
     }
 
+    /// Whether the tag has any attributes (a cheap check before iterating).
+    pub fn has_attrs(&self) -> bool {
+        self.tag.attributes_raw().iter().any(|b| !b.is_ascii_whitespace())
+    }
+
     /// The attributes of the tag.
     pub fn attrs(&self) -> Attrs<'_> {
         Attrs { inner: self.tag.attributes() }

@@ -127,13 +127,15 @@ impl XmlElement for AnyElement {
             Err(_) => SmolStr::new(start.name_str()),
         };
         let mut attributes = Vec::new();
-        let mut attrs = start.attrs();
-        while let Some((n, v)) = attrs.next_attr(r)? {
-            let name = match std::str::from_utf8(n) {
-                Ok(n) => SmolStr::new(n),
-                Err(_) => SmolStr::new(String::from_utf8_lossy(n)),
-            };
-            attributes.push(AnyAttribute { name, value: v.into_owned() });
+        if start.has_attrs() {
+            let mut attrs = start.attrs();
+            while let Some((n, v)) = attrs.next_attr(r)? {
+                let name = match std::str::from_utf8(n) {
+                    Ok(n) => SmolStr::new(n),
+                    Err(_) => SmolStr::new(String::from_utf8_lossy(n)),
+                };
+                attributes.push(AnyAttribute { name, value: v.into_owned() });
+            }
         }
         let mut text = SmolStr::default();
         let mut children = Vec::new();
@@ -153,6 +155,10 @@ impl XmlElement for AnyElement {
                         let position = children.len() + 1;
                         let e = AnyElement::read_element(r, &child)
                             .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
+                        if children.is_empty() {
+                            // A WMI class element holds a handful of properties.
+                            children.reserve_exact(8);
+                        }
                         children.push(e);
                     }
                     Node::Text(t) => match &mut run {
