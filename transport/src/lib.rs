@@ -1,0 +1,27 @@
+//! cmmp-transport: the bytes a ConfigMgr management point (MP) accepts.
+//!
+//! Pure codecs over bytes, each tested alone and shared with the emulator (house style HS-51):
+//!
+//! - [`body`]: UTF-16LE bodies (no BOM, one trailing NUL) and header parts (with a BOM),
+//!   decoded strictly (protocol §2.3, §2.5, §8).
+//! - [`zlib`]: `zlib-compress` payloads and bounded inflate of replies (size and ratio caps).
+//! - [`multipart`]: the `multipart/mixed` framing of requests and replies (§2.3, §2.7).
+//! - [`sign`] and [`cert`]: `clientauth` signatures, registration signatures, certificates
+//!   (§3), on OpenSSL.
+//! - [`cms`]: decryption of secret policy bodies (CMS EnvelopedData, §3.8).
+//! - [`payload`] and [`msg`]: the payload buffer with its byte ranges (§2.5) and the `Msg`
+//!   header built from typed fields (§2.4).
+//! - [`wire`]: a typed message kind in, the exact `CCM_POST` request bytes out, and back.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod body;
+pub mod cert;
+pub mod cms;
+pub mod msg;
+pub mod multipart;
+pub mod payload;
+pub mod sign;
+pub mod wire;
+pub mod zlib;

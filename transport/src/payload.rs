@@ -1,0 +1,244 @@
+//! The payload buffer: body, NUL, attachments, CRLF, and the byte ranges that describe it
+//! (protocol §2.5, §6.3, §8 step 1).
+//!
+//! ```text
+//! [ body as UTF-16LE, no BOM ][00 00][ attachment 1 ] … [ attachment n ][0D 0A]
+//! Body/@Offset = 0, Body/@Length = |body| + 2; attachment i starts where i−1 ended.
+//! ```
+//!
+//! Ranges are computed from the buffer that is built, never from literals (field notes §2.4:
+//! peers hard-code `Length="728"`).
+
+use cmmp_model::Layout;
+
+use crate::body::encode_body;
+
+/// A named attachment, in the order it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The attachment name (`Attachment/@Name`).
+    pub name: String,
+    /// The raw bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("name", &self.name)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Attachment {
+    /// An attachment from bytes.
+    pub fn new(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        Self { name: name.into(), bytes: bytes.into() }
+    }
+}
+
+/// An uncompressed payload and its byte ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// The whole buffer: body, NUL, attachments, CRLF.
+    pub bytes: Vec<u8>,
+    /// `Body/@Length`: the UTF-16LE body including its NUL.
+    pub body_len: u32,
+    /// `(name, offset, length)` per attachment.
+    pub ranges: Vec<(String, u32, u32)>,
+}
+
+/// A payload that cannot be built or taken apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// Two attachments share a name (the 2007 API replaces; cmmp refuses to guess).
+    #[error("two attachments are named `{0}`; attachment names are unique per message")]
+    DuplicateAttachment(String),
+    /// The payload would not fit the 32-bit ranges of the header.
+    #[error("the payload is larger than the 4 GiB the header's byte ranges can describe")]
+    TooLarge,
+    /// A byte range of the header lies outside the payload.
+    #[error("{what} range {offset}+{length} lies outside the {size}-byte payload")]
+    RangeOutside {
+        /// `Body` or the attachment's name.
+        what: String,
+        /// The range's offset.
+        offset: u64,
+        /// The range's length.
+        length: u64,
+        /// The payload size.
+        size: usize,
+    },
+    /// The report has no `ReportBody` to empty for a header-only body.
+    #[error("the document is not a report ending in ReportBody; it cannot be sent header-only")]
+    NotAReport,
+}
+
+/// Builds the payload for `body_xml` and `attachments` (protocol §2.5).
+///
+/// # Errors
+///
+/// [`PayloadError::DuplicateAttachment`] or [`PayloadError::TooLarge`].
+pub fn build(body_xml: &str, attachments: &[Attachment]) -> Result<Payload, PayloadError> {
+    let extra: usize = attachments.iter().map(|a| a.bytes.len()).sum();
+    let mut bytes = Vec::with_capacity(body_xml.len() * 2 + 4 + extra);
+    encode_body(body_xml, &mut bytes);
+    let body_len = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+    let mut ranges: Vec<(String, u32, u32)> = Vec::with_capacity(attachments.len());
+    for a in attachments {
+        if ranges.iter().any(|(n, _, _)| *n == a.name) {
+            return Err(PayloadError::DuplicateAttachment(a.name.clone()));
+        }
+        let offset = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+        let length = u32::try_from(a.bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+        bytes.extend_from_slice(&a.bytes);
+        ranges.push((a.name.clone(), offset, length));
+    }
+    bytes.extend_from_slice(b"\r\n");
+    u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+    Ok(Payload { bytes, body_len, ranges })
+}
+
+/// A payload taken apart by its byte ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split<'p> {
+    /// The body bytes (UTF-16LE with its NUL).
+    pub body: &'p [u8],
+    /// Each attachment's name and bytes, in header order.
+    pub attachments: Vec<(String, &'p [u8])>,
+}
+
+/// Takes a payload apart by the ranges of its header: the body bytes and each attachment.
+///
+/// # Errors
+///
+/// [`PayloadError::RangeOutside`] when a range does not lie inside `payload`.
+pub fn split<'p>(
+    payload: &'p [u8],
+    body: (u64, u64),
+    attachments: &[(String, u64, u64)],
+) -> Result<Split<'p>, PayloadError> {
+    let slice = |what: &str, offset: u64, length: u64| -> Result<&'p [u8], PayloadError> {
+        let outside = || PayloadError::RangeOutside {
+            what: what.to_owned(),
+            offset,
+            length,
+            size: payload.len(),
+        };
+        let start = usize::try_from(offset).map_err(|_| outside())?;
+        let end = start
+            .checked_add(usize::try_from(length).map_err(|_| outside())?)
+            .ok_or_else(outside)?;
+        payload.get(start..end).ok_or_else(outside)
+    };
+    let body_bytes = slice("Body", body.0, body.1)?;
+    let mut out = Vec::with_capacity(attachments.len());
+    for (name, offset, length) in attachments {
+        out.push((name.clone(), slice(name, *offset, *length)?));
+    }
+    Ok(Split { body: body_bytes, attachments: out })
+}
+
+/// The header-only form of a canonical report: the same document with an empty
+/// `<ReportBody/>` (the body of DDR, HINV, SINV and metering messages, protocol §4.5).
+///
+/// # Errors
+///
+/// [`PayloadError::NotAReport`] when `report_xml` does not end in `ReportBody` + `</Report>`.
+pub fn header_only(report_xml: &str) -> Result<String, PayloadError> {
+    let end = report_xml.strip_suffix("</Report>").ok_or(PayloadError::NotAReport)?;
+    let at = end.rfind("<ReportBody").ok_or(PayloadError::NotAReport)?;
+    let tail = &end[at..];
+    if !(tail == "<ReportBody/>"
+        || (tail.starts_with("<ReportBody>") && tail.ends_with("</ReportBody>")))
+    {
+        return Err(PayloadError::NotAReport);
+    }
+    Ok(format!("{}<ReportBody/></Report>", &end[..at]))
+}
+
+/// The body XML and the derived attachments of a kind with `layout` (house style HS-55).
+///
+/// `HeaderAndAttachment` sends the header-only report as the body and attaches the full
+/// report as `FF FE` + UTF-16LE under the layout's name (the managed SDK's form, §4.5);
+/// caller attachments follow. Other layouts send the document as the body with the caller's
+/// attachments (`BodyAndFiles`: files named by their decimal `CollectedFile/@ID`).
+///
+/// # Errors
+///
+/// [`PayloadError::NotAReport`] for a header-and-attachment kind whose body is no report.
+pub fn layout_parts(
+    layout: Layout,
+    document_xml: String,
+    attachments: Vec<Attachment>,
+) -> Result<(String, Vec<Attachment>), PayloadError> {
+    match layout {
+        Layout::HeaderAndAttachment { attachment } => {
+            let body = header_only(&document_xml)?;
+            // `FF FE` + UTF-16LE, no NUL: the same form as a header part.
+            let mut full = Vec::with_capacity(document_xml.len() * 2 + 2);
+            crate::body::encode_header(&document_xml, &mut full);
+            let mut all = Vec::with_capacity(attachments.len() + 1);
+            all.push(Attachment::new(attachment, full));
+            all.extend(attachments);
+            Ok((body, all))
+        }
+        Layout::Body | Layout::BodyAndFiles => Ok((document_xml, attachments)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Attachment, PayloadError, build, header_only, split};
+
+    #[test]
+    fn ranges_come_from_the_buffer() {
+        let p = build(
+            "<A/>",
+            &[Attachment::new("1", b"xyz".to_vec()), Attachment::new("2", Vec::new())],
+        )
+        .unwrap();
+        // "<A/>" is 4 UTF-16 units = 8 bytes, + NUL = 10.
+        assert_eq!(p.body_len, 10);
+        assert_eq!(p.ranges, vec![("1".to_owned(), 10, 3), ("2".to_owned(), 13, 0)]);
+        assert_eq!(&p.bytes[8..10], &[0, 0]);
+        assert_eq!(&p.bytes[10..13], b"xyz");
+        assert_eq!(&p.bytes[13..], b"\r\n");
+        let parts = split(&p.bytes, (0, 10), &[("1".to_owned(), 10, 3)]).unwrap();
+        assert_eq!(parts.body.len(), 10);
+        assert_eq!(parts.attachments[0].1, b"xyz");
+    }
+
+    #[test]
+    fn refuses_duplicate_names_and_outside_ranges() {
+        let a = Attachment::new("1", vec![1]);
+        assert_eq!(
+            build("<A/>", &[a.clone(), a]).unwrap_err(),
+            PayloadError::DuplicateAttachment("1".into())
+        );
+        assert!(matches!(
+            split(b"abc", (0, 4), &[]).unwrap_err(),
+            PayloadError::RangeOutside { .. }
+        ));
+        assert!(matches!(
+            split(b"abc", (u64::MAX, 2), &[]).unwrap_err(),
+            PayloadError::RangeOutside { .. }
+        ));
+    }
+
+    #[test]
+    fn header_only_empties_the_report_body() {
+        assert_eq!(
+            header_only("<Report><ReportHeader/><ReportBody><Instance/></ReportBody></Report>")
+                .unwrap(),
+            "<Report><ReportHeader/><ReportBody/></Report>"
+        );
+        assert_eq!(
+            header_only("<Report><ReportBody/></Report>").unwrap(),
+            "<Report><ReportBody/></Report>"
+        );
+        assert_eq!(header_only("<Status/>").unwrap_err(), PayloadError::NotAReport);
+    }
+}

@@ -1,0 +1,419 @@
+//! Whole requests: a typed kind in, the exact HTTP request bytes out, and back (protocol §8).
+//!
+//! [`build_request`] follows §8 step by step: body XML → payload (UTF-16LE, NUL,
+//! attachments, CRLF) → zlib → `clientauth` signature over the bytes actually sent → `Msg`
+//! header (UTF-16LE with BOM) → multipart → `CCM_POST`. [`decode_request`] is the inverse,
+//! lenient the way an MP is; the emulator and `cmmp wire decode` use it.
+
+use cmmp_model::kinds::Inbound;
+use cmmp_model::msg::{HookName, HookPropertyName, Msg};
+use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
+use cmmp_model::{DecodeError, Endpoint, MessageExt, Signing};
+
+use crate::body::{BomPolicy, decode_body, decode_header, encode_header};
+use crate::msg::{
+    ClientAuth, HeaderFields, HostName, file_type, hook_property, hooks, request_header,
+};
+use crate::multipart::{self, MultipartLimits};
+use crate::payload::{self, Attachment, Payload};
+use crate::sign::{HashAlgorithm, SigningKey, client_id_signature, hex_upper, payload_signature};
+use crate::zlib::{self, InflateLimits};
+
+/// The `User-Agent` the SDK and third-party implementations send (§2.2).
+pub const USER_AGENT: &str = "ConfigMgr Messaging HTTP Sender";
+
+/// The virtual directory a request goes to (§2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Vdir {
+    /// `/ccm_system/request`: anonymous over HTTP, client certificate over HTTPS.
+    #[default]
+    Default,
+    /// `/ccm_system_windowsauth/request`: IIS Windows authentication.
+    WindowsAuth,
+    /// `/ccm_system_altauth/request`: HTTPS without a client certificate (2403+).
+    AltAuth,
+}
+
+impl Vdir {
+    /// The request path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Vdir::Default => "/ccm_system/request",
+            Vdir::WindowsAuth => "/ccm_system_windowsauth/request",
+            Vdir::AltAuth => "/ccm_system_altauth/request",
+        }
+    }
+}
+
+/// Per-sender settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The management point: `TargetHost` and the HTTP `Host`.
+    pub mp: HostName,
+    /// This machine's NetBIOS name: `SourceHost`, `AuthSenderMachine`.
+    pub source_host: HostName,
+    /// The virtual directory.
+    pub vdir: Vdir,
+    /// zlib-compress payloads (default on, as the SDK and real clients do).
+    pub compress: bool,
+    /// Ask for zlib-compressed replies (default on).
+    pub reply_compression: bool,
+    /// `Timeout` in milliseconds (SDK default 60000).
+    pub timeout_ms: u32,
+    /// `Priority` (SDK default 0).
+    pub priority: i32,
+    /// Hash for `clientauth` signatures (SHA-256; SHA-1 for old sites).
+    pub hash: HashAlgorithm,
+    /// Native (HTTPS) security mode: `ClientCapabilities` `SSL` instead of `NonSSL`.
+    pub native_mode: bool,
+}
+
+impl Settings {
+    /// Settings with the SDK's defaults for `mp` and `source_host`.
+    pub fn new(mp: HostName, source_host: HostName) -> Self {
+        Self {
+            mp,
+            source_host,
+            vdir: Vdir::Default,
+            compress: true,
+            reply_compression: true,
+            timeout_ms: 60_000,
+            priority: 0,
+            hash: HashAlgorithm::Sha256,
+            native_mode: false,
+        }
+    }
+}
+
+/// Who signs: a key and the client ID the message is about.
+///
+/// A single client signs with its own key. An ISV proxy signs every client's messages with
+/// the proxy key while `SourceID` is the client's SMSID (§3.3, the ISV proxy workflow).
+pub struct Signer<'k> {
+    key: &'k SigningKey,
+    client_id: SmsId,
+    /// `ClientIDSignature` depends only on key and ID: computed once per signer.
+    client_id_signature: String,
+    public_key: String,
+    hash: HashAlgorithm,
+}
+
+impl std::fmt::Debug for Signer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+impl<'k> Signer<'k> {
+    /// A signer for messages about `client_id`, signed with `key` using `hash`.
+    ///
+    /// # Errors
+    ///
+    /// A signing failure of the backend.
+    pub fn new(key: &'k SigningKey, client_id: SmsId, hash: HashAlgorithm) -> Result<Self, Error> {
+        let client_id_signature = client_id_signature(key, hash, &client_id)?;
+        let public_key = hex_upper(key.public_key_blob());
+        Ok(Self { key, client_id, client_id_signature, public_key, hash })
+    }
+
+    /// The client ID messages are sent for.
+    pub fn client_id(&self) -> SmsId {
+        self.client_id
+    }
+}
+
+/// The fresh parts of a message: a new ID and the current time (fixed in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    /// `Msg/ID`.
+    pub id: BracedGuid,
+    /// `Msg/SentTime`.
+    pub sent_time: IsoTime,
+}
+
+impl Fresh {
+    /// A random ID and the current time.
+    ///
+    /// # Errors
+    ///
+    /// When the system's random source fails.
+    pub fn now() -> Result<Self, Error> {
+        let mut bytes = [0u8; 16];
+        openssl::rand::rand_bytes(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
+        // A version-4, variant-1 UUID.
+        bytes[6] = (bytes[6] & 0x0F) | 0x40;
+        bytes[8] = (bytes[8] & 0x3F) | 0x80;
+        Ok(Self { id: BracedGuid::from_bytes(bytes), sent_time: IsoTime::now() })
+    }
+}
+
+/// An HTTP request ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `CCM_POST`.
+    pub method: &'static str,
+    /// The vdir path.
+    pub path: &'static str,
+    /// Header fields in the order they are sent.
+    pub headers: Vec<(&'static str, String)>,
+    /// The multipart body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The request as HTTP/1.1 bytes: request line, headers, blank line, body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 256);
+        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.path).as_bytes());
+        for (k, v) in &self.headers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Errors building or decoding a request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The kind must be signed but no signer was given.
+    #[error("`{kind}` messages must be signed (clientauth); register first and sign with its key")]
+    SignerRequired {
+        /// The kind's name.
+        kind: &'static str,
+    },
+    /// The document cannot be written.
+    #[error(transparent)]
+    Encode(#[from] cmmp_model::EncodeError),
+    /// The document cannot be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The payload cannot be built or split.
+    #[error(transparent)]
+    Payload(#[from] payload::PayloadError),
+    /// A UTF-16 body or header is malformed.
+    #[error(transparent)]
+    Body(#[from] crate::body::BodyError),
+    /// The multipart framing is malformed.
+    #[error(transparent)]
+    Multipart(#[from] multipart::MultipartError),
+    /// The compressed payload cannot be inflated within the limits.
+    #[error(transparent)]
+    Inflate(#[from] zlib::InflateError),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] crate::sign::SignError),
+    /// The system's random source failed.
+    #[error("random source: {0}")]
+    Random(String),
+    /// The HTTP request is malformed.
+    #[error("malformed HTTP request: {0}")]
+    Http(&'static str),
+    /// The request has fewer than the two parts a message needs.
+    #[error("a message has a header part and a payload part; found {found} part(s)")]
+    Parts {
+        /// Parts found.
+        found: usize,
+    },
+}
+
+/// Builds the request for `kind` (protocol §8 steps 1–5).
+///
+/// # Errors
+///
+/// [`Error::SignerRequired`] for a kind that must be signed when `signer` is `None`;
+/// encoding, payload and signing errors.
+pub fn build_request<K: Endpoint>(
+    settings: &Settings,
+    kind: &K,
+    attachments: Vec<Attachment>,
+    signer: Option<&Signer<'_>>,
+    fresh: Fresh,
+) -> Result<Request, Error> {
+    let signer = match (K::SIGNING, signer) {
+        (Signing::Required, None) => return Err(Error::SignerRequired { kind: K::NAME }),
+        (Signing::None, _) => None,
+        (_, s) => s,
+    };
+    let document = kind.body().to_xml()?;
+    let (body_xml, attachments) = payload::layout_parts(K::LAYOUT, document, attachments)?;
+    let payload: Payload = payload::build(&body_xml, &attachments)?;
+    let sent =
+        if settings.compress { zlib::compress(&payload.bytes) } else { payload.bytes.clone() };
+    let client_auth = match signer {
+        Some(s) => Some(ClientAuth {
+            sender: settings.source_host.clone(),
+            public_key: s.public_key.clone(),
+            client_id_signature: s.client_id_signature.clone(),
+            payload_signature: payload_signature(s.key, s.hash, &sent)?,
+            ssl: settings.native_mode,
+            hash_oid: s.hash.oid(),
+        }),
+        None => None,
+    };
+    let fields = HeaderFields {
+        id: fresh.id,
+        source_id: signer.map(Signer::client_id),
+        source_host: &settings.source_host,
+        target_host: &settings.mp,
+        sent_time: fresh.sent_time,
+        timeout_ms: settings.timeout_ms,
+        priority: settings.priority,
+        compressed: settings.compress,
+        reply_compression: settings.reply_compression,
+        client_auth,
+    };
+    let header = request_header::<K>(&fields, &payload);
+    let mut header_part = Vec::new();
+    encode_header(&header.to_xml()?, &mut header_part);
+    let mut body = Vec::with_capacity(header_part.len() + sent.len() + 200);
+    multipart::frame(&header_part, &sent, &mut body);
+    let headers = vec![
+        ("Host", settings.mp.to_string()),
+        ("User-Agent", USER_AGENT.to_owned()),
+        ("Content-Type", multipart::content_type()),
+        ("Content-Length", body.len().to_string()),
+        ("Connection", "close".to_owned()),
+    ];
+    Ok(Request { method: "CCM_POST", path: settings.vdir.path(), headers, body })
+}
+
+/// A request as a management point reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRequest {
+    /// The `Msg` header.
+    pub header: Msg,
+    /// The payload part as sent (compressed if it was): what `PayloadSignature` covers.
+    pub payload_as_sent: Vec<u8>,
+    /// The body XML.
+    pub body_xml: String,
+    /// The attachments, by name, in payload order.
+    pub attachments: Vec<(String, Vec<u8>)>,
+    /// The message, decoded by kind; for header-and-attachment kinds the full report from
+    /// the attachment.
+    pub message: Inbound,
+}
+
+/// Limits for decoding requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecodeLimits {
+    /// Multipart limits.
+    pub multipart: MultipartLimits,
+    /// Inflate limits.
+    pub inflate: InflateLimits,
+}
+
+/// A raw HTTP/1.1 request, split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest<'a> {
+    /// The method, e.g. `CCM_POST`.
+    pub method: String,
+    /// The request target, e.g. `/ccm_system/request`.
+    pub path: String,
+    /// Header fields in order, names as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl HttpRequest<'_> {
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits raw HTTP/1.1 request bytes into request line parts, headers and body.
+///
+/// # Errors
+///
+/// [`Error::Http`] when there is no complete header block.
+pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest<'_>, Error> {
+    let end =
+        bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or(Error::Http("no end of headers"))?;
+    let head =
+        std::str::from_utf8(&bytes[..end]).map_err(|_| Error::Http("headers are not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().ok_or(Error::Http("no request line"))?;
+    let mut parts = request_line.split(' ');
+    let method = parts.next().ok_or(Error::Http("no method"))?.to_owned();
+    let path = parts.next().ok_or(Error::Http("no path"))?.to_owned();
+    let mut headers = Vec::new();
+    for line in lines {
+        let (k, v) = line.split_once(':').ok_or(Error::Http("a header line without a colon"))?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    Ok(HttpRequest { method, path, headers, body: &bytes[end + 4..] })
+}
+
+/// Decodes a request body given its `Content-Type`, the way an MP reads it: lenient framing
+/// (any boundary, BOM optional in the header part, uncompressed payloads), strict UTF-16.
+///
+/// # Errors
+///
+/// Framing, inflate, UTF-16, range and decode errors, each typed.
+pub fn decode_request(
+    content_type: Option<&str>,
+    body: &[u8],
+    limits: DecodeLimits,
+) -> Result<DecodedRequest, Error> {
+    let boundary =
+        content_type.and_then(multipart::boundary_from_content_type).unwrap_or(multipart::BOUNDARY);
+    let parts = multipart::parse(body, boundary, limits.multipart)?;
+    if parts.len() < 2 {
+        return Err(Error::Parts { found: parts.len() });
+    }
+    let header_text = decode_header(parts[0].body, BomPolicy::Optional)?;
+    let header = Msg::from_xml(&header_text)?;
+    let payload_as_sent = parts[1].body.to_vec();
+    let compressed = hooks(&header, &HookName::ZlibCompress).next().is_some();
+    let payload = if compressed {
+        zlib::inflate(&payload_as_sent, limits.inflate)?
+    } else {
+        payload_as_sent.clone()
+    };
+    let body_range =
+        header.body.as_ref().map_or((0, payload.len().saturating_sub(2) as u64), |b| {
+            (u64::from(b.offset), u64::from(b.length))
+        });
+    let ranges: Vec<(String, u64, u64)> = header
+        .attachment
+        .iter()
+        .map(|a| (a.name.clone(), u64::from(a.offset), u64::from(a.length)))
+        .collect();
+    let payload::Split { body: body_bytes, attachments } =
+        payload::split(&payload, body_range, &ranges)?;
+    let body_xml = decode_body(body_bytes)?;
+    let ft = file_type(&header);
+    let mut message = Inbound::decode(&header.target_endpoint, ft, &body_xml)?;
+    // Header-and-attachment kinds: the full report travels as a BOM-prefixed attachment.
+    for (_, bytes) in &attachments {
+        if bytes.starts_with(&[0xFF, 0xFE])
+            && let Ok(text) = decode_header(bytes, BomPolicy::Required)
+            && let Ok(full) = Inbound::decode(&header.target_endpoint, ft, &text)
+            && full.kind_name() == message.kind_name()
+        {
+            message = full;
+            break;
+        }
+    }
+    Ok(DecodedRequest {
+        header,
+        payload_as_sent,
+        body_xml,
+        attachments: attachments.into_iter().map(|(n, b)| (n, b.to_vec())).collect(),
+        message,
+    })
+}
+
+/// The `clientauth` hook's `PayloadSignature` and `ClientIDSignature` of a decoded request,
+/// if it is signed.
+pub fn client_auth_signatures(header: &Msg) -> Option<(&str, &str)> {
+    let hook = hooks(header, &HookName::Clientauth).next()?;
+    Some((
+        hook_property(hook, &HookPropertyName::PayloadSignature)?,
+        hook_property(hook, &HookPropertyName::ClientIdSignature)?,
+    ))
+}
