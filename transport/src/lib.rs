@@ -19,9 +19,12 @@
 pub mod body;
 pub mod cert;
 pub mod cms;
+mod error;
 pub mod msg;
 pub mod multipart;
 pub mod payload;
 pub mod sign;
 pub mod wire;
 pub mod zlib;
+
+pub use crate::error::{EMPTY_REPLY_CAUSES, Error};

@@ -8,9 +8,10 @@
 use cmmp_model::kinds::Inbound;
 use cmmp_model::msg::{HookName, HookPropertyName, Msg};
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
-use cmmp_model::{DecodeError, Endpoint, MessageExt, Signing};
+use cmmp_model::{Endpoint, MessageExt, Signing};
 
 use crate::body::{BomPolicy, decode_body, decode_header, encode_header};
+use crate::error::Error;
 use crate::msg::{
     ClientAuth, HeaderFields, HostName, file_type, hook_property, hooks, request_header,
 };
@@ -174,51 +175,6 @@ impl Request {
     }
 }
 
-/// Errors building or decoding a request.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The kind must be signed but no signer was given.
-    #[error("`{kind}` messages must be signed (clientauth); register first and sign with its key")]
-    SignerRequired {
-        /// The kind's name.
-        kind: &'static str,
-    },
-    /// The document cannot be written.
-    #[error(transparent)]
-    Encode(#[from] cmmp_model::EncodeError),
-    /// The document cannot be decoded.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// The payload cannot be built or split.
-    #[error(transparent)]
-    Payload(#[from] payload::PayloadError),
-    /// A UTF-16 body or header is malformed.
-    #[error(transparent)]
-    Body(#[from] crate::body::BodyError),
-    /// The multipart framing is malformed.
-    #[error(transparent)]
-    Multipart(#[from] multipart::MultipartError),
-    /// The compressed payload cannot be inflated within the limits.
-    #[error(transparent)]
-    Inflate(#[from] zlib::InflateError),
-    /// Signing failed.
-    #[error(transparent)]
-    Sign(#[from] crate::sign::SignError),
-    /// The system's random source failed.
-    #[error("random source: {0}")]
-    Random(String),
-    /// The HTTP request is malformed.
-    #[error("malformed HTTP request: {0}")]
-    Http(&'static str),
-    /// The request has fewer than the two parts a message needs.
-    #[error("a message has a header part and a payload part; found {found} part(s)")]
-    Parts {
-        /// Parts found.
-        found: usize,
-    },
-}
-
 /// Builds the request for `kind` (protocol §8 steps 1–5).
 ///
 /// # Errors
@@ -332,17 +288,17 @@ impl HttpRequest<'_> {
 /// [`Error::Http`] when there is no complete header block.
 pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest<'_>, Error> {
     let end =
-        bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or(Error::Http("no end of headers"))?;
+        bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or(Error::HttpSyntax("no end of headers"))?;
     let head =
-        std::str::from_utf8(&bytes[..end]).map_err(|_| Error::Http("headers are not UTF-8"))?;
+        std::str::from_utf8(&bytes[..end]).map_err(|_| Error::HttpSyntax("headers are not UTF-8"))?;
     let mut lines = head.split("\r\n");
-    let request_line = lines.next().ok_or(Error::Http("no request line"))?;
+    let request_line = lines.next().ok_or(Error::HttpSyntax("no request line"))?;
     let mut parts = request_line.split(' ');
-    let method = parts.next().ok_or(Error::Http("no method"))?.to_owned();
-    let path = parts.next().ok_or(Error::Http("no path"))?.to_owned();
+    let method = parts.next().ok_or(Error::HttpSyntax("no method"))?.to_owned();
+    let path = parts.next().ok_or(Error::HttpSyntax("no path"))?.to_owned();
     let mut headers = Vec::new();
     for line in lines {
-        let (k, v) = line.split_once(':').ok_or(Error::Http("a header line without a colon"))?;
+        let (k, v) = line.split_once(':').ok_or(Error::HttpSyntax("a header line without a colon"))?;
         headers.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     Ok(HttpRequest { method, path, headers, body: &bytes[end + 4..] })
@@ -363,7 +319,7 @@ pub fn decode_request(
         content_type.and_then(multipart::boundary_from_content_type).unwrap_or(multipart::BOUNDARY);
     let parts = multipart::parse(body, boundary, limits.multipart)?;
     if parts.len() < 2 {
-        return Err(Error::Parts { found: parts.len() });
+        return Err(Error::Parts { expected: 2, found: parts.len() });
     }
     let header_text = decode_header(parts[0].body, BomPolicy::Optional)?;
     let header = Msg::from_xml(&header_text)?;
