@@ -12,6 +12,8 @@
 //! - [`payload`] and [`msg`]: the payload buffer with its byte ranges (§2.5) and the `Msg`
 //!   header built from typed fields (§2.4).
 //! - [`wire`]: a typed message kind in, the exact `CCM_POST` request bytes out, and back.
+//! - [`register`]: signed registration requests (single client, ISV proxy, proxy clients)
+//!   and the pending → confirmation loop as a state machine (§4.1).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ mod error;
 pub mod msg;
 pub mod multipart;
 pub mod payload;
+pub mod register;
 pub mod sign;
 pub mod wire;
 pub mod zlib;
