@@ -173,9 +173,36 @@ pub enum CmsError {
         #[source]
         source: ErrorStack,
     },
+    /// OpenSSL could not build an envelope.
+    #[error(
+        "CMS encryption (3DES-CBC content, RSA PKCS#1 v1.5 key transport to the MP encryption certificate) failed"
+    )]
+    Encrypt(#[source] ErrorStack),
     /// The decrypted bytes are not UTF-16LE text with exactly one trailing NUL.
     #[error("the decrypted policy is not UTF-16LE text with one trailing NUL")]
     Plaintext(#[source] crate::body::BodyError),
+}
+
+/// CMS-envelopes `data` to `recipients` (the MP encryption certificates; one recipient per
+/// MP behind a load balancer) with 3DES-CBC content encryption, the algorithm the SDK uses
+/// (OID `1.2.840.113549.3.7`, §3.6), and RSA PKCS#1 v1.5 key transport. Returns DER.
+///
+/// # Errors
+///
+/// [`CmsError::Encrypt`] when OpenSSL cannot build the envelope (e.g. no recipients).
+pub fn encrypt_to(recipients: &[X509], data: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let mut stack = openssl::stack::Stack::new().map_err(CmsError::Encrypt)?;
+    for cert in recipients {
+        stack.push(cert.clone()).map_err(CmsError::Encrypt)?;
+    }
+    let cms = CmsContentInfo::encrypt(
+        &stack,
+        data,
+        openssl::symm::Cipher::des_ede3_cbc(),
+        openssl::cms::CMSOptions::BINARY,
+    )
+    .map_err(CmsError::Encrypt)?;
+    cms.to_der().map_err(CmsError::Encrypt)
 }
 
 /// Decrypts a DER CMS `ContentInfo(EnvelopedData)` with the client's encryption key and

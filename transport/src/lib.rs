@@ -12,6 +12,7 @@
 //! - [`payload`] and [`msg`]: the payload buffer with its byte ranges (§2.5) and the `Msg`
 //!   header built from typed fields (§2.4).
 //! - [`wire`]: a typed message kind in, the exact `CCM_POST` request bytes out, and back.
+//! - [`raw`]: the raw message API of the 2007 COM surface (§5), which the typed API uses.
 //! - [`register`]: signed registration requests (single client, ISV proxy, proxy clients)
 //!   and the pending → confirmation loop as a state machine (§4.1).
 
@@ -25,6 +26,7 @@ mod error;
 pub mod msg;
 pub mod multipart;
 pub mod payload;
+pub mod raw;
 pub mod register;
 pub mod sign;
 pub mod wire;

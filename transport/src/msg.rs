@@ -7,13 +7,13 @@
 
 use std::fmt;
 
+use cmmp_model::DeliveryKind;
 use cmmp_model::msg::{
     AttachmentRange, BodyRange, CompressionKind, Hook, HookName, HookProperty, HookPropertyName,
     Hooks, HooksContent, Msg, MsgProperty, Payload as PayloadElement, PayloadKind, RangeKind,
     ReplyModeValue,
 };
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
-use cmmp_model::{DeliveryKind, Endpoint};
 
 use crate::payload::Payload;
 
@@ -110,17 +110,31 @@ pub struct HeaderFields<'a> {
     pub client_auth: Option<ClientAuth>,
 }
 
-/// Builds the `Msg` header of a kind `K` whose payload is `payload` (protocol §2.4 order is
-/// the writer's; hooks in SDK order: `clientauth` then `zlib-compress`, §2.6).
-pub fn request_header<K: Endpoint>(fields: &HeaderFields<'_>, payload: &Payload) -> Msg {
-    let mut msg = Msg::new(K::ENDPOINT.to_owned());
+/// What the header says about the message itself: where it goes and how.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageSpec<'a> {
+    /// `TargetEndpoint` (also `TargetAddress` `mp:<endpoint>`).
+    pub endpoint: &'a str,
+    /// `Property` elements (`FileType`, …), in order.
+    pub properties: &'a [(String, String)],
+    /// Invoke (`ReplyMode` `Sync`) or Post (`Async`).
+    pub delivery: DeliveryKind,
+    /// The payload is CMS-encrypted to the MP (`Hook2 encrypt`, §3.6).
+    pub encrypted: bool,
+}
+
+/// Builds the `Msg` header of a message whose payload is `payload` (protocol §2.4 order is
+/// the writer's; hooks in SDK order: `clientauth`, `zlib-compress`, `encrypt`, §2.6).
+pub fn request_header(spec: &MessageSpec<'_>, fields: &HeaderFields<'_>, payload: &Payload) -> Msg {
+    let endpoint = spec.endpoint;
+    let mut msg = Msg::new(endpoint.to_owned());
     msg.schema_version = Some("1.1".to_owned());
     msg.reply_compression =
         Some(if fields.reply_compression { CompressionKind::Zlib } else { CompressionKind::None });
     msg.id = Some(fields.id);
     msg.source_id = fields.source_id;
     msg.source_host = Some(fields.source_host.to_string());
-    msg.target_address = Some(format!("mp:{}", K::ENDPOINT));
+    msg.target_address = Some(format!("mp:{endpoint}"));
     msg.reply_to = Some(format!("direct:{}:SccmMessaging", fields.source_host));
     msg.priority = Some(fields.priority);
     msg.timeout = Some(fields.timeout_ms);
@@ -133,8 +147,8 @@ pub fn request_header<K: Endpoint>(fields: &HeaderFields<'_>, payload: &Payload)
             AttachmentRange::new(RangeKind::ByteRange, name.clone(), *offset, *length)
         })
         .collect();
-    if let Some(ft) = K::FILE_TYPE {
-        msg.property.push(MsgProperty::new("FileType".to_owned(), ft.to_owned()));
+    for (name, value) in spec.properties {
+        msg.property.push(MsgProperty::new(name.clone(), value.clone()));
     }
     let mut hooks = Vec::new();
     if let Some(auth) = &fields.client_auth {
@@ -155,10 +169,13 @@ pub fn request_header<K: Endpoint>(fields: &HeaderFields<'_>, payload: &Payload)
     if fields.compressed {
         hooks.push(HooksContent::Hook3(Box::new(Hook::new(HookName::ZlibCompress))));
     }
+    if spec.encrypted {
+        hooks.push(HooksContent::Hook2(Box::new(Hook::new(HookName::Encrypt))));
+    }
     msg.hooks = Some(Hooks { content: hooks });
     msg.payload = Some(PayloadElement::new(PayloadKind::Inline));
     msg.target_host = Some(fields.target_host.to_string());
-    msg.reply_mode = Some(match <K::Delivery as cmmp_model::Delivery>::KIND {
+    msg.reply_mode = Some(match spec.delivery {
         DeliveryKind::Invoke => ReplyModeValue::Sync,
         DeliveryKind::Post => ReplyModeValue::Async,
     });

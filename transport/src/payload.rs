@@ -85,7 +85,21 @@ pub fn build(body_xml: &str, attachments: &[Attachment]) -> Result<Payload, Payl
     let extra: usize = attachments.iter().map(|a| a.bytes.len()).sum();
     let mut bytes = Vec::with_capacity(body_xml.len() * 2 + 4 + extra);
     encode_body(body_xml, &mut bytes);
+    build_from_body_bytes(bytes, attachments)
+}
+
+/// Builds the payload from body bytes that are already encoded (UTF-16LE with its NUL, or
+/// whatever a raw message was given) and `attachments`.
+///
+/// # Errors
+///
+/// [`PayloadError::DuplicateAttachment`] or [`PayloadError::TooLarge`].
+pub fn build_from_body_bytes(
+    mut bytes: Vec<u8>,
+    attachments: &[Attachment],
+) -> Result<Payload, PayloadError> {
     let body_len = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+    bytes.reserve(attachments.iter().map(|a| a.bytes.len()).sum::<usize>() + 2);
     let mut ranges: Vec<(String, u32, u32)> = Vec::with_capacity(attachments.len());
     for a in attachments {
         if ranges.iter().any(|(n, _, _)| *n == a.name) {

@@ -10,14 +10,13 @@ use cmmp_model::msg::{HookName, HookPropertyName, Msg};
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
 use cmmp_model::{Endpoint, MessageExt, Signing};
 
-use crate::body::{BomPolicy, decode_body, decode_header, encode_header};
+use crate::body::{BomPolicy, decode_body, decode_header};
 use crate::error::Error;
-use crate::msg::{
-    ClientAuth, HeaderFields, HostName, file_type, hook_property, hooks, request_header,
-};
+use crate::msg::{HostName, file_type, hook_property, hooks};
 use crate::multipart::{self, MultipartLimits};
-use crate::payload::{self, Attachment, Payload};
-use crate::sign::{HashAlgorithm, SigningKey, client_id_signature, hex_upper, payload_signature};
+use crate::payload::{self, Attachment};
+use crate::raw::{RawMessage, SecurityFlags};
+use crate::sign::{HashAlgorithm, SigningKey, client_id_signature, hex_upper};
 use crate::zlib::{self, InflateLimits};
 
 /// The `User-Agent` the SDK and third-party implementations send (§2.2).
@@ -67,6 +66,11 @@ pub struct Settings {
     pub hash: HashAlgorithm,
     /// Native (HTTPS) security mode: `ClientCapabilities` `SSL` instead of `NonSSL`.
     pub native_mode: bool,
+    /// The MP encryption certificates (`MPCERT2` `Certificate2`) to encrypt payloads to, when
+    /// encryption is asked for (mixed mode only, §3.6).
+    pub mp_encryption: Option<Vec<openssl::x509::X509>>,
+    /// Encrypt typed messages to `mp_encryption` (off by default, as in the SDK).
+    pub encrypt: bool,
 }
 
 impl Settings {
@@ -82,6 +86,8 @@ impl Settings {
             priority: 0,
             hash: HashAlgorithm::Sha256,
             native_mode: false,
+            mp_encryption: None,
+            encrypt: false,
         }
     }
 }
@@ -120,6 +126,26 @@ impl<'k> Signer<'k> {
     /// The client ID messages are sent for.
     pub fn client_id(&self) -> SmsId {
         self.client_id
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &'k SigningKey {
+        self.key
+    }
+
+    /// The hash algorithm.
+    pub fn hash(&self) -> HashAlgorithm {
+        self.hash
+    }
+
+    /// The cached `ClientIDSignature`.
+    pub fn client_id_signature(&self) -> &str {
+        &self.client_id_signature
+    }
+
+    /// The upper-hex PUBLICKEYBLOB (`PublicKey` property).
+    pub fn public_key_hex(&self) -> &str {
+        &self.public_key
     }
 }
 
@@ -188,52 +214,38 @@ pub fn build_request<K: Endpoint>(
     signer: Option<&Signer<'_>>,
     fresh: Fresh,
 ) -> Result<Request, Error> {
-    let signer = match (K::SIGNING, signer) {
+    let sign = match (K::SIGNING, signer) {
         (Signing::Required, None) => return Err(Error::SignerRequired { kind: K::NAME }),
-        (Signing::None, _) => None,
-        (_, s) => s,
+        (Signing::None, _) | (Signing::Optional, None) => false,
+        (Signing::Required | Signing::Optional, Some(_)) => true,
     };
     let document = kind.body().to_xml()?;
     let (body_xml, attachments) = payload::layout_parts(K::LAYOUT, document, attachments)?;
-    let payload: Payload = payload::build(&body_xml, &attachments)?;
-    let sent =
-        if settings.compress { zlib::compress(&payload.bytes) } else { payload.bytes.clone() };
-    let client_auth = match signer {
-        Some(s) => Some(ClientAuth {
-            sender: settings.source_host.clone(),
-            public_key: s.public_key.clone(),
-            client_id_signature: s.client_id_signature.clone(),
-            payload_signature: payload_signature(s.key, s.hash, &sent)?,
-            ssl: settings.native_mode,
-            hash_oid: s.hash.oid(),
-        }),
-        None => None,
-    };
-    let fields = HeaderFields {
-        id: fresh.id,
-        source_id: signer.map(Signer::client_id),
-        source_host: &settings.source_host,
-        target_host: &settings.mp,
-        sent_time: fresh.sent_time,
-        timeout_ms: settings.timeout_ms,
-        priority: settings.priority,
-        compressed: settings.compress,
-        reply_compression: settings.reply_compression,
-        client_auth,
-    };
-    let header = request_header::<K>(&fields, &payload);
-    let mut header_part = Vec::new();
-    encode_header(&header.to_xml()?, &mut header_part);
-    let mut body = Vec::with_capacity(header_part.len() + sent.len() + 200);
-    multipart::frame(&header_part, &sent, &mut body);
-    let headers = vec![
-        ("Host", settings.mp.to_string()),
-        ("User-Agent", USER_AGENT.to_owned()),
-        ("Content-Type", multipart::content_type()),
-        ("Content-Length", body.len().to_string()),
-        ("Connection", "close".to_owned()),
-    ];
-    Ok(Request { method: "CCM_POST", path: settings.vdir.path(), headers, body })
+    let mut raw = RawMessage::new();
+    raw.set_target_endpoint(K::ENDPOINT)?;
+    raw.set_body_from_string(&body_xml);
+    for a in attachments {
+        if raw.attachment_by_name(&a.name).is_some() {
+            return Err(payload::PayloadError::DuplicateAttachment(a.name).into());
+        }
+        raw.set_attachment_from_buffer(&a.name, a.bytes);
+    }
+    if let Some(ft) = K::FILE_TYPE {
+        raw.set_property("FileType", ft);
+    }
+    let mut flags =
+        if settings.native_mode { SecurityFlags::NATIVE_MODE } else { SecurityFlags::MIXED_MODE };
+    if sign {
+        flags = flags | SecurityFlags::SIGN_MESSAGE;
+    }
+    if settings.compress {
+        flags = flags | SecurityFlags::COMPRESS_MESSAGE;
+    }
+    if settings.encrypt {
+        flags = flags | SecurityFlags::ENCRYPT_MESSAGE;
+    }
+    raw.set_security_flags(flags);
+    raw.to_request(<K::Delivery as cmmp_model::Delivery>::KIND, settings, signer, fresh)
 }
 
 /// A request as a management point reads it.
@@ -241,7 +253,8 @@ pub fn build_request<K: Endpoint>(
 pub struct DecodedRequest {
     /// The `Msg` header.
     pub header: Msg,
-    /// The payload part as sent (compressed if it was): what `PayloadSignature` covers.
+    /// The payload part as sent (compressed if it was; decrypted if it was encrypted): what
+    /// `PayloadSignature` covers.
     pub payload_as_sent: Vec<u8>,
     /// The body XML.
     pub body_xml: String,
@@ -287,10 +300,12 @@ impl HttpRequest<'_> {
 ///
 /// [`Error::Http`] when there is no complete header block.
 pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest<'_>, Error> {
-    let end =
-        bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or(Error::HttpSyntax("no end of headers"))?;
-    let head =
-        std::str::from_utf8(&bytes[..end]).map_err(|_| Error::HttpSyntax("headers are not UTF-8"))?;
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(Error::HttpSyntax("no end of headers"))?;
+    let head = std::str::from_utf8(&bytes[..end])
+        .map_err(|_| Error::HttpSyntax("headers are not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let request_line = lines.next().ok_or(Error::HttpSyntax("no request line"))?;
     let mut parts = request_line.split(' ');
@@ -298,7 +313,8 @@ pub fn parse_http_request(bytes: &[u8]) -> Result<HttpRequest<'_>, Error> {
     let path = parts.next().ok_or(Error::HttpSyntax("no path"))?.to_owned();
     let mut headers = Vec::new();
     for line in lines {
-        let (k, v) = line.split_once(':').ok_or(Error::HttpSyntax("a header line without a colon"))?;
+        let (k, v) =
+            line.split_once(':').ok_or(Error::HttpSyntax("a header line without a colon"))?;
         headers.push((k.trim().to_owned(), v.trim().to_owned()));
     }
     Ok(HttpRequest { method, path, headers, body: &bytes[end + 4..] })
@@ -315,6 +331,22 @@ pub fn decode_request(
     body: &[u8],
     limits: DecodeLimits,
 ) -> Result<DecodedRequest, Error> {
+    decode_request_with_key(content_type, body, limits, None)
+}
+
+/// As [`decode_request`], decrypting a payload encrypted to the MP (`Hook2 encrypt`, §3.6)
+/// with the MP's encryption key and certificate.
+///
+/// # Errors
+///
+/// As [`decode_request`]; [`Error::Cms`] when the envelope cannot be decrypted;
+/// [`Error::HttpSyntax`] for an encrypted payload and no key.
+pub fn decode_request_with_key(
+    content_type: Option<&str>,
+    body: &[u8],
+    limits: DecodeLimits,
+    mp_key: Option<(&SigningKey, &openssl::x509::X509)>,
+) -> Result<DecodedRequest, Error> {
     let boundary =
         content_type.and_then(multipart::boundary_from_content_type).unwrap_or(multipart::BOUNDARY);
     let parts = multipart::parse(body, boundary, limits.multipart)?;
@@ -323,7 +355,13 @@ pub fn decode_request(
     }
     let header_text = decode_header(parts[0].body, BomPolicy::Optional)?;
     let header = Msg::from_xml(&header_text)?;
-    let payload_as_sent = parts[1].body.to_vec();
+    let mut payload_as_sent = parts[1].body.to_vec();
+    if hooks(&header, &HookName::Encrypt).next().is_some() {
+        let (key, cert) = mp_key
+            .ok_or(Error::HttpSyntax("the payload is encrypted to the MP; its key is needed"))?;
+        payload_as_sent =
+            crate::cms::decrypt_enveloped(&payload_as_sent, key.pkey(), cert)?.expose().to_vec();
+    }
     let compressed = hooks(&header, &HookName::ZlibCompress).next().is_some();
     let payload = if compressed {
         zlib::inflate(&payload_as_sent, limits.inflate)?

@@ -203,3 +203,35 @@ fn fresh_ids_differ() {
     let b = Fresh::now().unwrap();
     assert_ne!(a.id, b.id);
 }
+
+#[test]
+fn encrypted_payloads_decrypt_with_the_mp_key_and_still_verify() {
+    use cmmp_transport::cert::generate_mixed_mode;
+    use cmmp_transport::wire::decode_request_with_key;
+
+    let mp = generate_mixed_mode("MP01", std::time::SystemTime::now()).unwrap();
+    let mut settings = settings();
+    settings.encrypt = true;
+    settings.mp_encryption = Some(vec![mp.encryption_cert().clone()]);
+    let key = key();
+    let signer = Signer::new(&key, client(), HashAlgorithm::Sha256).unwrap();
+    let state = body::<StateMessages>("state/app-and-heartbeat.xml");
+    let request = build_request(&settings, &state, vec![], Some(&signer), fresh()).unwrap();
+    let ct = cmmp_transport::multipart::content_type();
+    let refused = decode_request(Some(&ct), &request.body, DecodeLimits::default()).unwrap_err();
+    assert!(refused.to_string().contains("encrypted"), "{refused}");
+    let mp_key = (mp.encryption_key(), mp.encryption_cert());
+    let decoded =
+        decode_request_with_key(Some(&ct), &request.body, DecodeLimits::default(), Some(mp_key))
+            .unwrap();
+    assert!(matches!(&decoded.message, Inbound::StateMessages(d) if d.0 == state.0));
+    let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
+    let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
+    verify_reversed(
+        &key.public_key().unwrap(),
+        HashAlgorithm::Sha256,
+        &decoded.payload_as_sent,
+        &sig,
+    )
+    .unwrap();
+}
