@@ -255,4 +255,29 @@ mod tests {
         );
         assert_eq!(header_only("<Status/>").unwrap_err(), PayloadError::NotAReport);
     }
+
+    proptest::proptest! {
+        /// Ranges computed by `build` take the buffer apart again, for any body text and any
+        /// attachments: body first, attachments back to back, CRLF last.
+        #[test]
+        fn build_then_split_recovers_everything(
+            body in "[^\u{0}\u{FEFF}]{0,64}",
+            atts in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 0..6),
+        ) {
+            let attachments: Vec<Attachment> =
+                atts.iter().enumerate().map(|(i, b)| Attachment::new(i.to_string(), b.clone())).collect();
+            let p = build(&body, &attachments).unwrap();
+            proptest::prop_assert_eq!(&p.bytes[p.bytes.len() - 2..], b"\r\n");
+            let ranges: Vec<(String, u64, u64)> =
+                p.ranges.iter().map(|(n, o, l)| (n.clone(), u64::from(*o), u64::from(*l))).collect();
+            let parts = split(&p.bytes, (0, u64::from(p.body_len)), &ranges).unwrap();
+            proptest::prop_assert_eq!(crate::body::decode_body(parts.body).unwrap(), body);
+            for ((name, bytes), a) in parts.attachments.iter().zip(&attachments) {
+                proptest::prop_assert_eq!(name, &a.name);
+                proptest::prop_assert_eq!(*bytes, a.bytes.as_slice());
+            }
+            let end = ranges.last().map_or(u64::from(p.body_len), |(_, o, l)| o + l);
+            proptest::prop_assert_eq!(end as usize + 2, p.bytes.len());
+        }
+    }
 }
