@@ -41,7 +41,9 @@ pub enum Error {
     #[error("an asynchronous message was answered with something other than NoReply")]
     UnexpectedReply,
     /// Registration is pending approval (`Status` 1); resend as a confirmation later.
-    #[error("registration of {smsid} is pending (Status 1); send a confirmation until it is registered")]
+    #[error(
+        "registration of {smsid} is pending (Status 1); send a confirmation until it is registered"
+    )]
     RegistrationPending {
         /// The SMSID the MP issued.
         smsid: String,
@@ -56,7 +58,9 @@ pub enum Error {
         status: i32,
     },
     /// The client is registered but not approved (`ApprovalStatus` −1 or 0): no policy yet.
-    #[error("the client is registered but not approved (ApprovalStatus {approval_status}); an admin must approve it")]
+    #[error(
+        "the client is registered but not approved (ApprovalStatus {approval_status}); an admin must approve it"
+    )]
     NotApproved {
         /// The `ApprovalStatus` attribute.
         approval_status: i32,
@@ -113,6 +117,51 @@ pub enum Error {
         context: String,
         /// The underlying error.
         message: String,
+    },
+    /// The reply body is larger than the configured cap; reading stopped at the cap.
+    #[error("the MP's reply exceeds the size limit of {limit} bytes; reading stopped there")]
+    ReplyTooLarge {
+        /// The cap in force, in bytes.
+        limit: usize,
+    },
+    /// No answer within the configured time (connecting, or the whole exchange).
+    #[error("{context}: no answer within {} ms", after.as_millis())]
+    Timeout {
+        /// What was being done (`connect to https://mp01:443`).
+        context: String,
+        /// The timeout that expired.
+        after: std::time::Duration,
+    },
+    /// The TLS handshake failed: the server certificate did not verify against the trusted
+    /// roots, the name did not match, or the server refused the client certificate.
+    #[error("{context}: TLS: {message}")]
+    Tls {
+        /// What was being done (`TLS handshake with mp01.corp.example:443`).
+        context: String,
+        /// The TLS library's description.
+        message: String,
+    },
+    /// The client configuration is unusable (proxy URL, roots, client certificate, …).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// A policy location that this client cannot fetch.
+    #[error("policy location {location:?}: {reason}")]
+    PolicyLocation {
+        /// The location as given (truncated to 200 characters).
+        location: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A secret policy body came back encrypted and no identity was given to decrypt it.
+    #[error(
+        "the policy body is encrypted (CMS EnvelopedData); download it with the client's identity to decrypt it"
+    )]
+    PolicyEncrypted,
+    /// A text reply (a GET document) that is neither UTF-16 nor valid UTF-8.
+    #[error("the reply is not UTF-8 text: invalid byte sequence at byte {offset}")]
+    NotUtf8 {
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
     },
     /// A local I/O error.
     #[error("{path}: {source}")]

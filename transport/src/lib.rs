@@ -15,12 +15,22 @@
 //! - [`raw`]: the raw message API of the 2007 COM surface (§5), which the typed API uses.
 //! - [`register`]: signed registration requests (single client, ISV proxy, proxy clients)
 //!   and the pending → confirmation loop as a state machine (§4.1).
+//!
+//! Over them, the exchange with an MP:
+//!
+//! - [`reply`]: an HTTP status, headers and body in, a typed reply or a typed error out (no
+//!   sockets: shared with the emulator); reply signature checks against a pinned MP
+//!   certificate (§3.5).
+//! - [`client`]: HTTP and HTTPS (rustls, mutual TLS, proxies, timeouts), Invoke and Post,
+//!   the `.sms_aut` GETs and policy downloads; async on tokio with a blocking facade. The
+//!   only module that names the HTTP and TLS crates (house style HS-4).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod body;
 pub mod cert;
+pub mod client;
 pub mod cms;
 mod error;
 pub mod msg;
@@ -28,6 +38,7 @@ pub mod multipart;
 pub mod payload;
 pub mod raw;
 pub mod register;
+pub mod reply;
 pub mod sign;
 pub mod wire;
 pub mod zlib;

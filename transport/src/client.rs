@@ -1,0 +1,1428 @@
+//! HTTP for the management point: `CCM_POST` Invoke and Post, the `.sms_aut` GETs and policy
+//! body downloads (`.sms_pol`), over HTTP or HTTPS (protocol §2.1, §2.2, §2.7–§2.10, §3.7,
+//! §4.2.3; house style HS-50, HS-54).
+//!
+//! This is the only module that names the HTTP and TLS crates (house style HS-4): `tokio`,
+//! `httparse`, `rustls`, `tokio-rustls` and `rustls-native-certs`. **External types it lets
+//! through: none.** Certificates and keys cross its API as DER bytes, the proxy as a URL
+//! string, times as [`std::time::Duration`], addresses as [`std::net::SocketAddr`]. The async
+//! methods must run on a tokio runtime with I/O and time enabled; [`blocking::Client`] brings
+//! its own current-thread runtime.
+//!
+//! One call is one exchange (HS-50): a new connection, the request bytes exactly as
+//! [`wire::build_request`] built them (`Connection: close`), one response, no retries, no
+//! redirects. The response head is parsed by `httparse`; the body is read by
+//! `Content-Length`, chunked coding or to the end of the connection, and never past
+//! [`ReplyLimits::max_body`] ([`Error::ReplyTooLarge`]). Replies are then decoded by
+//! [`crate::reply`], which turns every failure into a typed [`Error`].
+//!
+//! TLS is rustls on the ring provider, TLS 1.2 and 1.3. Server verification is always on:
+//! against the system's roots by default ([`Roots::System`]) or against configured roots; there
+//! is no way to accept any certificate (field notes §5 item 4). A client certificate
+//! ([`ClientIdentity`]) gives mutual TLS for HTTPS-only MPs (M9). Proxies are `http://` URLs:
+//! HTTP requests go to the proxy in absolute form, HTTPS through a `CONNECT` tunnel.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cmmp_model::mpinfo::{MpCertificate, MpCertificates, MpList, MpLocation, Mpkeyinformation};
+use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
+use cmmp_model::{DeliveryKind, Invoke, Message, Post};
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::cert::Identity;
+use crate::error::Error;
+use crate::msg::HostName;
+use crate::payload::Attachment;
+use crate::raw::RawMessage;
+use crate::reply::{
+    self, HttpReply, PolicyDownload, Received, ReplyLimits, ReplyVerifier, SyncContext, SyncReply,
+};
+use crate::sign::{self, SecretBytes, TokenScheme};
+use crate::wire::{self, Fresh, Settings, Signer, Vdir};
+
+/// `http` or `https`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP (mixed mode), port 80.
+    #[default]
+    Http,
+    /// HTTPS (native mode, HTTPS-only sites), port 443.
+    Https,
+}
+
+impl Scheme {
+    /// The default port: 80 or 443 (SDK `MessageSettings.DefaultHttpPort`/`HttpsPort`, §2.1).
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::Http => 80,
+            Self::Https => 443,
+        }
+    }
+
+    /// `http` or `https`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+/// The certificates an HTTPS server certificate must chain to.
+///
+/// There is deliberately no variant that accepts any certificate (field notes §5 item 4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Roots {
+    /// The operating system's trusted roots (honouring `SSL_CERT_FILE` and `SSL_CERT_DIR`).
+    #[default]
+    System,
+    /// Only these roots (DER), e.g. the site's PKI root.
+    Custom(Vec<Vec<u8>>),
+    /// The system's roots and these (DER).
+    SystemAndCustom(Vec<Vec<u8>>),
+}
+
+/// A TLS client certificate chain and its private key, for mutual TLS (§3.4 native mode;
+/// M9: an HTTPS-only MP answers 403 without one).
+///
+/// `Debug` shows the chain length only; the key is kept as a [`SecretBytes`] (HS-64).
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// The chain, leaf first, DER.
+    chain: Vec<Vec<u8>>,
+    /// The PKCS#8 private key, DER (shared, never copied by cloning).
+    key: Arc<SecretBytes>,
+}
+
+impl ClientIdentity {
+    /// A chain (leaf first, DER) and its PKCS#8 private key (DER).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an empty chain. Whether the key matches is checked by
+    /// [`Client::new`].
+    pub fn from_der(chain: Vec<Vec<u8>>, pkcs8_key: SecretBytes) -> Result<Self, Error> {
+        if chain.is_empty() {
+            return Err(Error::Config("the client certificate chain is empty".to_owned()));
+        }
+        Ok(Self { chain, key: Arc::new(pkcs8_key) })
+    }
+
+    /// The signing certificate and key of `identity`: what PKI material loaded with
+    /// [`Identity::from_pem`] or [`Identity::from_pkcs12`] holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the key cannot be exported as PKCS#8.
+    pub fn from_identity(identity: &Identity) -> Result<Self, Error> {
+        let key = identity.signing_key().pkey().private_key_to_pkcs8().map_err(|e| {
+            Error::Config(format!("the client key cannot be exported as PKCS#8: {e}"))
+        })?;
+        Self::from_der(vec![identity.signing_cert_der().to_vec()], SecretBytes::new(key))
+    }
+
+    /// A PEM chain (leaf first; intermediates may follow) and an unencrypted PEM private key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when either does not parse.
+    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, Error> {
+        let certs = X509::stack_from_pem(chain_pem).map_err(|e| {
+            Error::Config(format!("the client certificate chain does not parse as PEM: {e}"))
+        })?;
+        let chain = certs
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Config(format!("the client certificate chain: {e}")))?;
+        let key = PKey::private_key_from_pem(key_pem)
+            .and_then(|k| k.private_key_to_pkcs8())
+            .map_err(|e| Error::Config(format!("the client key does not parse as PEM: {e}")))?;
+        Self::from_der(chain, SecretBytes::new(key))
+    }
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("chain_len", &self.chain.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything a [`Client`] needs. [`ClientConfig::new`] documents the defaults.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Message settings: MP host, source host, vdir, compression, hash.
+    pub settings: Settings,
+    /// HTTP or HTTPS.
+    pub scheme: Scheme,
+    /// The port; `None` for the scheme's default (80 or 443).
+    pub port: Option<u16>,
+    /// Connect to this address instead of resolving the MP's name (like curl's `--resolve`);
+    /// the `Host` header and the TLS server name stay the MP's name. Ignored with a proxy.
+    pub resolve: Option<SocketAddr>,
+    /// Roots that verify the HTTPS server.
+    pub roots: Roots,
+    /// A client certificate for mutual TLS (HTTPS only).
+    pub client_identity: Option<ClientIdentity>,
+    /// An `http://[user:password@]host[:port]` proxy.
+    pub proxy: Option<String>,
+    /// Bound on connecting: TCP, proxy tunnel and TLS handshake.
+    pub connect_timeout: Duration,
+    /// Bound on a whole exchange, connecting included.
+    pub timeout: Duration,
+    /// The pinned MP signing certificate; replies are verified against it (§3.5).
+    pub reply_verifier: Option<ReplyVerifier>,
+    /// Reply limits (body size, inflate, XML depth).
+    pub limits: ReplyLimits,
+}
+
+impl ClientConfig {
+    /// The defaults: HTTPS when `settings.native_mode` is set, else HTTP; the scheme's
+    /// default port; the name resolved normally; the system's roots; no client certificate;
+    /// no proxy; 30 s to connect; 120 s per exchange (the SDK's message `Timeout` is 60 s,
+    /// which the MP applies on its side); no pinned MP certificate; [`ReplyLimits::default`].
+    pub fn new(settings: Settings) -> Self {
+        let scheme = if settings.native_mode { Scheme::Https } else { Scheme::Http };
+        Self {
+            settings,
+            scheme,
+            port: None,
+            resolve: None,
+            roots: Roots::System,
+            client_identity: None,
+            proxy: None,
+            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
+            reply_verifier: None,
+            limits: ReplyLimits::default(),
+        }
+    }
+}
+
+/// The tracking ID of a Post: the `Msg/ID` that was sent (§2.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackingId(pub BracedGuid);
+
+impl fmt::Display for TrackingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// What authenticates and decrypts a policy download (§3.7, §3.8).
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyAuth<'a> {
+    /// The client's identity: the signing key signs the token headers, the encryption key
+    /// decrypts secret bodies.
+    pub identity: &'a Identity,
+    /// The client's SMSID.
+    pub client_id: SmsId,
+    /// The header scheme (scheme 1, `ClientToken`, by default).
+    pub scheme: TokenScheme,
+}
+
+/// An HTTP(S) client for one management point.
+///
+/// Cloning is cheap (the TLS configuration is shared).
+#[derive(Clone)]
+pub struct Client {
+    settings: Settings,
+    scheme: Scheme,
+    port: u16,
+    resolve: Option<SocketAddr>,
+    tls: Option<Tls>,
+    proxy: Option<Proxy>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    verifier: Option<ReplyVerifier>,
+    limits: ReplyLimits,
+}
+
+impl Client {
+    /// Builds a client: parses the proxy, loads the roots and the client certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a proxy URL that is not `http://host[:port]`, a client
+    /// certificate with plain HTTP, no usable root certificate, or a client certificate or
+    /// key that rustls cannot use.
+    pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        let ClientConfig {
+            settings,
+            scheme,
+            port,
+            resolve,
+            roots,
+            client_identity,
+            proxy,
+            connect_timeout,
+            timeout,
+            reply_verifier,
+            limits,
+        } = config;
+        let proxy = proxy.as_deref().map(Proxy::parse).transpose()?;
+        let tls = match scheme {
+            Scheme::Http if client_identity.is_some() => {
+                return Err(Error::Config(
+                    "a client certificate (mutual TLS) needs the https scheme".to_owned(),
+                ));
+            }
+            Scheme::Http => None,
+            Scheme::Https => Some(Tls::new(&settings.mp, &roots, client_identity.as_ref())?),
+        };
+        Ok(Self {
+            port: port.unwrap_or(scheme.default_port()),
+            settings,
+            scheme,
+            resolve,
+            tls,
+            proxy,
+            connect_timeout,
+            timeout,
+            verifier: reply_verifier,
+            limits,
+        })
+    }
+
+    /// The message settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `scheme://mp:port`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}:{}", self.scheme.as_str(), self.settings.mp, self.port)
+    }
+
+    /// The pinned MP signing certificate, if any.
+    pub fn reply_verifier(&self) -> Option<&ReplyVerifier> {
+        self.verifier.as_ref()
+    }
+
+    /// Pins (or unpins) the MP signing certificate replies are verified against (§3.5).
+    pub fn set_reply_verifier(&mut self, verifier: Option<ReplyVerifier>) {
+        self.verifier = verifier;
+    }
+
+    /// The reply limits.
+    pub fn limits(&self) -> &ReplyLimits {
+        &self.limits
+    }
+
+    /// Sends an Invoke kind and decodes its typed reply (§2.7, §8).
+    ///
+    /// A fresh `ID` and `SentTime` go into the header (HS-53); `signer` signs when the kind
+    /// is signed (required for [`cmmp_model::Signing::Required`] kinds).
+    ///
+    /// # Errors
+    ///
+    /// Building the request ([`Error::SignerRequired`], encoding, signing); the exchange
+    /// ([`Error::Network`], [`Error::Tls`], [`Error::Timeout`], [`Error::ReplyTooLarge`]);
+    /// the reply, as [`reply::decode_sync`] says ([`Error::Http`], [`Error::EmptyReply`],
+    /// [`Error::HtmlPage`], [`Error::Parts`], [`Error::Inflate`], [`Error::Body`],
+    /// [`Error::BadReplySignature`], [`Error::Decode`]).
+    pub async fn invoke<K: Invoke>(
+        &self,
+        kind: &K,
+        attachments: Vec<Attachment>,
+        signer: Option<&Signer<'_>>,
+    ) -> Result<Received<K::Reply>, Error> {
+        let request =
+            wire::build_request(&self.settings, kind, attachments, signer, Fresh::now()?)?;
+        let http = self.send(&request).await?;
+        reply::decode_sync(&http, &self.sync_context(self.verifier.as_ref()))
+    }
+
+    /// Sends a Post kind; returns its tracking ID once the MP answered `NoReply` (§2.8).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::invoke`] for building and the exchange; the reply as
+    /// [`reply::decode_post`] says ([`Error::UnexpectedReply`], [`Error::Parts`], …).
+    pub async fn post<K: Post>(
+        &self,
+        kind: &K,
+        attachments: Vec<Attachment>,
+        signer: Option<&Signer<'_>>,
+    ) -> Result<TrackingId, Error> {
+        let fresh = Fresh::now()?;
+        let request = wire::build_request(&self.settings, kind, attachments, signer, fresh)?;
+        let http = self.send(&request).await?;
+        reply::decode_post(&http, &self.limits)?;
+        Ok(TrackingId(fresh.id))
+    }
+
+    /// Invokes a raw message ([`RawMessage`], the 2007 COM surface, §5) and returns the reply
+    /// header and body text.
+    ///
+    /// The message's port and proxy, when set, replace the client's for this exchange; with
+    /// `VerifyServerSignature` set, the reply must carry a signature that verifies against
+    /// the pinned MP certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for `VerifyServerSignature` without a pinned certificate or a bad
+    /// proxy; otherwise as [`Client::invoke`].
+    pub async fn invoke_raw(
+        &self,
+        message: &RawMessage,
+        signer: Option<&Signer<'_>>,
+    ) -> Result<SyncReply, Error> {
+        let strict;
+        let verifier = if message.verify_server_signature() {
+            let pinned = self.verifier.clone().ok_or_else(|| {
+                Error::Config(
+                    "VerifyServerSignature needs a pinned MP signing certificate".to_owned(),
+                )
+            })?;
+            strict = pinned.require_signature(true);
+            Some(&strict)
+        } else {
+            self.verifier.as_ref()
+        };
+        let request =
+            message.to_request(DeliveryKind::Invoke, &self.settings, signer, Fresh::now()?)?;
+        let route = self.route(message.port(), message.proxy())?;
+        let http = self
+            .exchange(&route, request.method, request.path, &request.headers, &request.body)
+            .await?;
+        reply::decode_sync_raw(&http, &self.sync_context(verifier))
+    }
+
+    /// Posts a raw message ([`RawMessage`], §5); returns its tracking ID.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::post`]; [`Error::Config`] for a bad per-message proxy.
+    pub async fn post_raw(
+        &self,
+        message: &RawMessage,
+        signer: Option<&Signer<'_>>,
+    ) -> Result<TrackingId, Error> {
+        let fresh = Fresh::now()?;
+        let request = message.to_request(DeliveryKind::Post, &self.settings, signer, fresh)?;
+        let route = self.route(message.port(), message.proxy())?;
+        let http = self
+            .exchange(&route, request.method, request.path, &request.headers, &request.body)
+            .await?;
+        reply::decode_post(&http, &self.limits)?;
+        Ok(TrackingId(fresh.id))
+    }
+
+    /// Sends a built request as it is and returns the HTTP reply undecoded.
+    ///
+    /// The bytes on the wire are exactly [`wire::Request::to_bytes`] (through a proxy, the
+    /// request target is in absolute form and `Proxy-Authorization` is added).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Network`], [`Error::Tls`], [`Error::Timeout`], [`Error::ReplyTooLarge`].
+    pub async fn send(&self, request: &wire::Request) -> Result<HttpReply, Error> {
+        let route = self.route(None, None)?;
+        self.exchange(&route, request.method, request.path, &request.headers, &request.body).await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPLIST`: the site's MPs (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sms_aut`].
+    pub async fn mp_list(&self) -> Result<MpList, Error> {
+        self.sms_aut("MPLIST").await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPLIST1&<site>`: the MPs of another site (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] unless `site_code` is three ASCII letters or digits; else as
+    /// [`Client::sms_aut`].
+    pub async fn mp_list_of_site(&self, site_code: &str) -> Result<MpList, Error> {
+        if site_code.len() != 3 || !site_code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::Config(format!(
+                "{:?} is not a site code (three letters or digits)",
+                site_code.chars().take(16).collect::<String>()
+            )));
+        }
+        self.sms_aut(&format!("MPLIST1&{site_code}")).await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPCERT`: the MP's signing certificate (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sms_aut`].
+    pub async fn mp_certificate(&self) -> Result<MpCertificate, Error> {
+        self.sms_aut("MPCERT").await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPCERT2`: the MP's signing (`Certificate1`) and encryption
+    /// (`Certificate2`) certificates (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sms_aut`].
+    pub async fn mp_certificates(&self) -> Result<MpCertificates, Error> {
+        self.sms_aut("MPCERT2").await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPKEYINFORMATIONEX`: site code, MP certificate, trusted root key
+    /// (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sms_aut`].
+    pub async fn mp_key_information(&self) -> Result<Mpkeyinformation, Error> {
+        self.sms_aut("MPKEYINFORMATIONEX").await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?MPLOCATION&ir=<address>&ip=<subnet>`: the MP for a client
+    /// address (`ir`, IP range) and subnet (`ip`) (§2.10).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sms_aut`].
+    pub async fn mp_location(&self, address: IpAddr, subnet: IpAddr) -> Result<MpLocation, Error> {
+        self.sms_aut(&format!("MPLOCATION&ir={address}&ip={subnet}")).await
+    }
+
+    /// `GET /SMS_MP/.sms_aut?<query>` (`/SMS_MP_AltAuth/` with the AltAuth vdir), decoded as
+    /// `R` (§2.10): UTF-8 text parsed leniently, a UTF-16 body with BOM accepted too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a query with characters other than letters, digits and
+    /// `&=._:-%`; the exchange errors of [`Client::send`]; the reply errors of
+    /// [`reply::decode_document`].
+    pub async fn sms_aut<R: Message>(&self, query: &str) -> Result<R, Error> {
+        let safe = |b: u8| b.is_ascii_alphanumeric() || b"&=._:-%".contains(&b);
+        if query.is_empty() || query.len() > 512 || !query.bytes().all(safe) {
+            return Err(Error::Config(
+                "an .sms_aut query holds only letters, digits and &=._:-%".to_owned(),
+            ));
+        }
+        let dir = match self.settings.vdir {
+            Vdir::AltAuth => "/SMS_MP_AltAuth",
+            _ => "/SMS_MP",
+        };
+        let http = self.get(&format!("{dir}/.sms_aut?{query}"), Vec::new()).await?;
+        reply::decode_document(&http, &self.limits)
+    }
+
+    /// Downloads a policy body (`GET .sms_pol`, §4.2.3).
+    ///
+    /// `location` is a `PolicyLocation` (`http://<mp>/SMS_MP/.sms_pol?…`): the `<mp>`
+    /// placeholder (or this MP's name) is replaced by this client's scheme, MP and port, and
+    /// `{`/`}` and other characters a request target cannot hold are percent-encoded. A path
+    /// (`/SMS_MP/.sms_pol?…`) is accepted too. With `auth`, the token headers of its scheme
+    /// (§3.7) are sent with a fresh timestamp, and an encrypted body is decrypted with the
+    /// identity's encryption key (§3.8); policies flagged `RequiresAuth` or `Secret` need it
+    /// ([`reply::policy_needs_auth`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PolicyLocation`] for a location on another host or not a URL or path;
+    /// [`Error::Sign`] when signing fails; the exchange errors of [`Client::send`]; the reply
+    /// errors of [`reply::decode_policy`], among them [`Error::HtmlPage`] titled `ERROR` for
+    /// a secret policy refused (M8).
+    pub async fn download_policy(
+        &self,
+        location: &str,
+        auth: Option<PolicyAuth<'_>>,
+    ) -> Result<PolicyDownload, Error> {
+        let target = policy_target(location, &self.settings.mp)?;
+        let headers = match &auth {
+            Some(a) => sign::policy_token_headers(
+                a.identity.signing_key(),
+                a.scheme,
+                &a.client_id,
+                IsoTime::now(),
+            )?,
+            None => Vec::new(),
+        };
+        let http = self.get(&target, headers).await?;
+        reply::decode_policy(&http, auth.map(|a| a.identity), &self.limits)
+    }
+
+    /// A GET with `Host`, `User-Agent`, the extra headers and `Connection: close`.
+    async fn get(
+        &self,
+        target: &str,
+        extra: Vec<(&'static str, String)>,
+    ) -> Result<HttpReply, Error> {
+        let host = if self.port == self.scheme.default_port() {
+            self.settings.mp.to_string()
+        } else {
+            format!("{}:{}", self.settings.mp, self.port)
+        };
+        let mut headers = vec![("Host", host), ("User-Agent", wire::USER_AGENT.to_owned())];
+        headers.extend(extra);
+        headers.push(("Connection", "close".to_owned()));
+        let route = self.route(None, None)?;
+        self.exchange(&route, "GET", target, &headers, &[]).await
+    }
+
+    /// The decoding context of a Sync reply from this client's MP.
+    fn sync_context<'a>(&'a self, verifier: Option<&'a ReplyVerifier>) -> SyncContext<'a> {
+        SyncContext {
+            host_asked: &self.settings.mp,
+            reply_compression: self.settings.reply_compression,
+            verifier,
+            limits: self.limits,
+        }
+    }
+
+    /// The port and proxy of one exchange: the client's, or a message's overrides.
+    fn route(&self, port: Option<u16>, proxy: Option<&str>) -> Result<Route, Error> {
+        let proxy = match proxy {
+            Some(url) => Some(Proxy::parse(url)?),
+            None => self.proxy.clone(),
+        };
+        Ok(Route { port: port.unwrap_or(self.port), proxy })
+    }
+
+    /// One exchange: connect (bounded by the connect timeout), send, read; all bounded by the
+    /// exchange timeout.
+    async fn exchange(
+        &self,
+        route: &Route,
+        method: &str,
+        path: &str,
+        headers: &[(&'static str, String)],
+        body: &[u8],
+    ) -> Result<HttpReply, Error> {
+        let authority = format!("{}:{}", self.settings.mp, route.port);
+        let url = format!("{}://{authority}{path}", self.scheme.as_str());
+        let context = format!("{method} {url}");
+        let work = async {
+            let connect_context = format!("connect to {}://{authority}", self.scheme.as_str());
+            let stream =
+                bounded(self.connect_timeout, &connect_context, self.connect(route, &authority))
+                    .await?;
+            let mut out = Vec::with_capacity(body.len() + 512);
+            let target = match (&route.proxy, self.scheme) {
+                (Some(_), Scheme::Http) => url.as_str(),
+                _ => path,
+            };
+            out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
+            for (name, value) in headers {
+                out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            if let (Some(proxy), Scheme::Http) = (&route.proxy, self.scheme)
+                && let Some(auth) = &proxy.authorization
+            {
+                out.extend_from_slice(format!("Proxy-Authorization: {auth}\r\n").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+            match stream {
+                Stream::Plain(tcp) => round_trip(tcp, &out, self.limits.max_body, &context).await,
+                Stream::Tls(tls) => round_trip(*tls, &out, self.limits.max_body, &context).await,
+            }
+        };
+        bounded(self.timeout, &context, work).await
+    }
+
+    /// TCP to the MP or the proxy, the proxy tunnel for HTTPS, then TLS.
+    async fn connect(&self, route: &Route, authority: &str) -> Result<Stream, Error> {
+        let tcp = match &route.proxy {
+            Some(proxy) => {
+                let context = format!("connect to the proxy {}:{}", proxy.host, proxy.port);
+                let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
+                    .await
+                    .map_err(|e| network(&context, &e))?;
+                if self.scheme == Scheme::Https {
+                    proxy.tunnel(&mut tcp, authority).await?;
+                }
+                tcp
+            }
+            None => {
+                let context = format!("connect to {}://{authority}", self.scheme.as_str());
+                let connected = match self.resolve {
+                    Some(addr) => TcpStream::connect(addr).await,
+                    None => TcpStream::connect((self.settings.mp.as_str(), route.port)).await,
+                };
+                connected.map_err(|e| network(&context, &e))?
+            }
+        };
+        // Nagle only delays the single write of a request; failure to turn it off is harmless.
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(tls) => {
+                let stream =
+                    tls.connector.connect(tls.server_name.clone(), tcp).await.map_err(|e| {
+                        Error::Tls {
+                            context: format!("TLS handshake with {authority}"),
+                            message: e.to_string(),
+                        }
+                    })?;
+                Ok(Stream::Tls(Box::new(stream)))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url())
+            .field("vdir", &self.settings.vdir)
+            .field("proxy", &self.proxy)
+            .field("client_certificate", &self.tls.as_ref().is_some_and(|t| t.mutual))
+            .field("reply_verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+pub mod blocking {
+    //! The same client without async: each call runs on the client's own current-thread
+    //! tokio runtime. Do not call it from inside an async runtime (it returns
+    //! [`Error::Config`] there rather than blocking the runtime's thread).
+
+    use std::future::Future;
+    use std::net::IpAddr;
+
+    use cmmp_model::mpinfo::{MpCertificate, MpCertificates, MpList, MpLocation, Mpkeyinformation};
+    use cmmp_model::{Invoke, Message, Post};
+
+    use super::{ClientConfig, PolicyAuth, TrackingId};
+    use crate::error::Error;
+    use crate::payload::Attachment;
+    use crate::raw::RawMessage;
+    use crate::reply::{HttpReply, PolicyDownload, Received, ReplyVerifier, SyncReply};
+    use crate::wire::{self, Signer};
+
+    /// A blocking [`super::Client`].
+    #[derive(Debug)]
+    pub struct Client {
+        inner: super::Client,
+        /// Always `Some` until dropped.
+        runtime: Option<tokio::runtime::Runtime>,
+    }
+
+    impl Client {
+        /// Builds the client and its runtime.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::new`]; [`Error::Network`] when the runtime cannot start.
+        pub fn new(config: ClientConfig) -> Result<Self, Error> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|e| Error::Network {
+                    context: "start the I/O runtime".to_owned(),
+                    message: e.to_string(),
+                })?;
+            Ok(Self { inner: super::Client::new(config)?, runtime: Some(runtime) })
+        }
+
+        /// The async client inside.
+        pub fn inner(&self) -> &super::Client {
+            &self.inner
+        }
+
+        /// Pins (or unpins) the MP signing certificate.
+        pub fn set_reply_verifier(&mut self, verifier: Option<ReplyVerifier>) {
+            self.inner.set_reply_verifier(verifier);
+        }
+
+        /// [`super::Client::invoke`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::invoke`]; [`Error::Config`] inside an async runtime.
+        pub fn invoke<K: Invoke>(
+            &self,
+            kind: &K,
+            attachments: Vec<Attachment>,
+            signer: Option<&Signer<'_>>,
+        ) -> Result<Received<K::Reply>, Error> {
+            self.run(self.inner.invoke(kind, attachments, signer))
+        }
+
+        /// [`super::Client::post`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::post`]; [`Error::Config`] inside an async runtime.
+        pub fn post<K: Post>(
+            &self,
+            kind: &K,
+            attachments: Vec<Attachment>,
+            signer: Option<&Signer<'_>>,
+        ) -> Result<TrackingId, Error> {
+            self.run(self.inner.post(kind, attachments, signer))
+        }
+
+        /// [`super::Client::invoke_raw`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::invoke_raw`]; [`Error::Config`] inside an async runtime.
+        pub fn invoke_raw(
+            &self,
+            message: &RawMessage,
+            signer: Option<&Signer<'_>>,
+        ) -> Result<SyncReply, Error> {
+            self.run(self.inner.invoke_raw(message, signer))
+        }
+
+        /// [`super::Client::post_raw`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::post_raw`]; [`Error::Config`] inside an async runtime.
+        pub fn post_raw(
+            &self,
+            message: &RawMessage,
+            signer: Option<&Signer<'_>>,
+        ) -> Result<TrackingId, Error> {
+            self.run(self.inner.post_raw(message, signer))
+        }
+
+        /// [`super::Client::send`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::send`]; [`Error::Config`] inside an async runtime.
+        pub fn send(&self, request: &wire::Request) -> Result<HttpReply, Error> {
+            self.run(self.inner.send(request))
+        }
+
+        /// [`super::Client::mp_list`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_list`]; [`Error::Config`] inside an async runtime.
+        pub fn mp_list(&self) -> Result<MpList, Error> {
+            self.run(self.inner.mp_list())
+        }
+
+        /// [`super::Client::mp_list_of_site`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_list_of_site`]; [`Error::Config`] inside an async runtime.
+        pub fn mp_list_of_site(&self, site_code: &str) -> Result<MpList, Error> {
+            self.run(self.inner.mp_list_of_site(site_code))
+        }
+
+        /// [`super::Client::mp_certificate`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_certificate`]; [`Error::Config`] inside an async runtime.
+        pub fn mp_certificate(&self) -> Result<MpCertificate, Error> {
+            self.run(self.inner.mp_certificate())
+        }
+
+        /// [`super::Client::mp_certificates`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_certificates`]; [`Error::Config`] inside an async runtime.
+        pub fn mp_certificates(&self) -> Result<MpCertificates, Error> {
+            self.run(self.inner.mp_certificates())
+        }
+
+        /// [`super::Client::mp_key_information`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_key_information`]; [`Error::Config`] inside an async
+        /// runtime.
+        pub fn mp_key_information(&self) -> Result<Mpkeyinformation, Error> {
+            self.run(self.inner.mp_key_information())
+        }
+
+        /// [`super::Client::mp_location`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::mp_location`]; [`Error::Config`] inside an async runtime.
+        pub fn mp_location(&self, address: IpAddr, subnet: IpAddr) -> Result<MpLocation, Error> {
+            self.run(self.inner.mp_location(address, subnet))
+        }
+
+        /// [`super::Client::sms_aut`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::sms_aut`]; [`Error::Config`] inside an async runtime.
+        pub fn sms_aut<R: Message>(&self, query: &str) -> Result<R, Error> {
+            self.run(self.inner.sms_aut(query))
+        }
+
+        /// [`super::Client::download_policy`], blocking.
+        ///
+        /// # Errors
+        ///
+        /// As [`super::Client::download_policy`]; [`Error::Config`] inside an async runtime.
+        pub fn download_policy(
+            &self,
+            location: &str,
+            auth: Option<PolicyAuth<'_>>,
+        ) -> Result<PolicyDownload, Error> {
+            self.run(self.inner.download_policy(location, auth))
+        }
+
+        /// Runs `work` to completion on the client's runtime.
+        fn run<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                return Err(Error::Config(
+                    "blocking::Client called inside an async runtime, whose thread it would block; \
+                     use client::Client there"
+                        .to_owned(),
+                ));
+            }
+            match &self.runtime {
+                Some(runtime) => runtime.block_on(work),
+                None => Err(Error::Config("the blocking client is shut down".to_owned())),
+            }
+        }
+    }
+
+    impl Drop for Client {
+        /// Shuts the runtime down without blocking, so that dropping the client inside an
+        /// async context does not panic.
+        fn drop(&mut self) {
+            if let Some(runtime) = self.runtime.take() {
+                runtime.shutdown_background();
+            }
+        }
+    }
+}
+
+/// The TLS side of a client: the connector and the MP's server name.
+#[derive(Clone)]
+struct Tls {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+    /// Whether a client certificate is configured.
+    mutual: bool,
+}
+
+impl Tls {
+    /// The rustls configuration: ring provider, safe protocol versions (TLS 1.2 and 1.3),
+    /// the roots, and the client certificate if any.
+    fn new(mp: &HostName, roots: &Roots, identity: Option<&ClientIdentity>) -> Result<Self, Error> {
+        let server_name = ServerName::try_from(mp.as_str().to_owned()).map_err(|e| {
+            Error::Config(format!("{mp} cannot be verified as a TLS server name: {e}"))
+        })?;
+        let mut store = rustls::RootCertStore::empty();
+        let (system, custom) = match roots {
+            Roots::System => (true, &[][..]),
+            Roots::Custom(ders) => (false, ders.as_slice()),
+            Roots::SystemAndCustom(ders) => (true, ders.as_slice()),
+        };
+        if system {
+            // Unparsable system certificates are skipped, as every TLS client does.
+            let found = rustls_native_certs::load_native_certs();
+            let _ = store.add_parsable_certificates(found.certs);
+        }
+        for (index, der) in custom.iter().enumerate() {
+            store.add(CertificateDer::from(der.clone())).map_err(|e| {
+                Error::Config(format!(
+                    "trusted root #{} is not a usable CA certificate: {e}",
+                    index + 1
+                ))
+            })?;
+        }
+        if store.is_empty() {
+            return Err(Error::Config(
+                "no trusted root certificates: the system store is empty and none are \
+                 configured (server verification cannot be turned off)"
+                    .to_owned(),
+            ));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("TLS protocol versions: {e}")))?
+            .with_root_certificates(store);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(id) => {
+                let chain = id.chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+                let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.expose().to_vec()));
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    Error::Config(format!("the client certificate or key is unusable: {e}"))
+                })?
+            }
+        };
+        Ok(Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+            mutual: identity.is_some(),
+        })
+    }
+}
+
+/// An `http://` proxy.
+#[derive(Clone, PartialEq, Eq)]
+struct Proxy {
+    host: String,
+    port: u16,
+    /// `Basic …` from the URL's user information.
+    authorization: Option<String>,
+}
+
+impl Proxy {
+    /// Parses `http://[user[:password]@]host[:port][/]`; the port defaults to 80.
+    fn parse(url: &str) -> Result<Self, Error> {
+        let bad = |why: &str| Error::Config(format!("proxy URL: {why}"));
+        let rest = url
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("http://"))
+            .and_then(|_| url.get(7..))
+            .ok_or_else(|| bad("only http://host:port proxies are supported"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#']) || rest.is_empty() {
+            return Err(bad("expected http://[user:password@]host[:port]"));
+        }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((user, host)) => (Some(user), host),
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in the host"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (hostport, None),
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+        if !host_ok {
+            return Err(bad("the host is not a name or an address"));
+        }
+        let port = match port {
+            None => 80,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number up to 65535"))?,
+        };
+        let authorization = match userinfo {
+            None => None,
+            Some(info) => {
+                let decoded =
+                    percent_decode(info).ok_or_else(|| bad("bad %-escape in the user"))?;
+                Some(format!("Basic {}", openssl::base64::encode_block(&decoded)))
+            }
+        };
+        Ok(Self { host: host.to_owned(), port, authorization })
+    }
+
+    /// Opens a `CONNECT` tunnel to `authority` through the proxy on `tcp`.
+    async fn tunnel(&self, tcp: &mut TcpStream, authority: &str) -> Result<(), Error> {
+        let context = format!("CONNECT {authority} through the proxy {}:{}", self.host, self.port);
+        let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+        if let Some(auth) = &self.authorization {
+            request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        }
+        request.push_str("\r\n");
+        tcp.write_all(request.as_bytes()).await.map_err(|e| network(&context, &e))?;
+        // Read byte by byte up to the end of the head: nothing of the tunnel may be consumed.
+        let mut head = Vec::with_capacity(256);
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= MAX_HEAD {
+                return Err(Error::Network {
+                    context,
+                    message: "the proxy's answer is too long".to_owned(),
+                });
+            }
+            let byte = tcp.read_u8().await.map_err(|e| network(&context, &e))?;
+            head.push(byte);
+        }
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        match response.parse(&head) {
+            Ok(httparse::Status::Complete(_)) if response.code == Some(200) => Ok(()),
+            Ok(httparse::Status::Complete(_)) => Err(Error::Network {
+                context,
+                message: format!(
+                    "the proxy answered {} {}",
+                    response.code.unwrap_or(0),
+                    response.reason.unwrap_or_default()
+                ),
+            }),
+            Ok(httparse::Status::Partial) | Err(_) => Err(Error::Network {
+                context,
+                message: "the proxy's answer is not HTTP".to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The port and proxy of one exchange.
+struct Route {
+    port: u16,
+    proxy: Option<Proxy>,
+}
+
+/// A connected stream.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Writes the request and reads the response.
+async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(
+    mut io: S,
+    request: &[u8],
+    limit: usize,
+    context: &str,
+) -> Result<HttpReply, Error> {
+    io.write_all(request).await.map_err(|e| network(context, &e))?;
+    io.flush().await.map_err(|e| network(context, &e))?;
+    Incoming { io, buf: Vec::with_capacity(16 * 1024), context }.response(limit).await
+}
+
+/// A response being read: the stream and what was read but not yet consumed.
+struct Incoming<'c, S> {
+    io: S,
+    buf: Vec<u8>,
+    context: &'c str,
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+enum Framing {
+    Empty,
+    Chunked,
+    Length(usize),
+    ToEnd,
+}
+
+impl<S: AsyncRead + Unpin> Incoming<'_, S> {
+    /// Reads one response: interim 1xx heads are skipped.
+    async fn response(mut self, limit: usize) -> Result<HttpReply, Error> {
+        let mut interim = 0;
+        loop {
+            let (status, headers, head_len) = self.head().await?;
+            self.buf.drain(..head_len);
+            if (100..200).contains(&status) {
+                interim += 1;
+                if interim > MAX_INTERIM {
+                    return Err(self.fail("too many interim (1xx) responses".to_owned()));
+                }
+                continue;
+            }
+            let body = match framing(status, &headers, self.context)? {
+                Framing::Empty => Vec::new(),
+                Framing::Chunked => self.chunked(limit).await?,
+                Framing::Length(len) if len > limit => {
+                    return Err(Error::ReplyTooLarge { limit });
+                }
+                Framing::Length(len) => {
+                    self.need(len).await?;
+                    self.buf.truncate(len);
+                    std::mem::take(&mut self.buf)
+                }
+                Framing::ToEnd => {
+                    while self.fill().await? > 0 {
+                        if self.buf.len() > limit {
+                            return Err(Error::ReplyTooLarge { limit });
+                        }
+                    }
+                    std::mem::take(&mut self.buf)
+                }
+            };
+            return Ok(HttpReply { status, headers, body });
+        }
+    }
+
+    /// Reads and parses a response head: status, header fields, head length.
+    async fn head(&mut self) -> Result<(u16, Vec<(String, String)>, usize), Error> {
+        loop {
+            let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut response = httparse::Response::new(&mut fields);
+            match response.parse(&self.buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let status = response.code.unwrap_or(0);
+                    let headers = response
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect();
+                    return Ok((status, headers, len));
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => return Err(self.fail(format!("malformed HTTP response head: {e}"))),
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(self.fail("the response head is larger than 64 KiB".to_owned()));
+            }
+            if self.fill().await? == 0 {
+                return Err(self.fail(if self.buf.is_empty() {
+                    "the server closed the connection without answering".to_owned()
+                } else {
+                    "the connection closed inside the response head".to_owned()
+                }));
+            }
+        }
+    }
+
+    /// Decodes a chunked body (RFC 9112 §7.1), trailers dropped.
+    async fn chunked(&mut self, limit: usize) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.line().await?;
+            let digits = line.split(|b| *b == b';').next().unwrap_or_default();
+            let digits = digits.trim_ascii();
+            let size = std::str::from_utf8(digits)
+                .ok()
+                .filter(|d| {
+                    !d.is_empty() && d.len() <= 16 && d.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .and_then(|d| usize::from_str_radix(d, 16).ok())
+                .ok_or_else(|| self.fail("malformed chunk size".to_owned()))?;
+            if size == 0 {
+                while !self.line().await?.is_empty() {}
+                return Ok(body);
+            }
+            if size > limit.saturating_sub(body.len()) {
+                return Err(Error::ReplyTooLarge { limit });
+            }
+            let end =
+                size.checked_add(2).ok_or_else(|| self.fail("malformed chunk size".to_owned()))?;
+            self.need(end).await?;
+            if self.buf.get(size..end) != Some(b"\r\n") {
+                return Err(self.fail("a chunk does not end in CRLF".to_owned()));
+            }
+            body.extend_from_slice(self.buf.get(..size).unwrap_or_default());
+            self.buf.drain(..end);
+        }
+    }
+
+    /// Consumes one CRLF-terminated line (at most 4 KiB) and returns it without the CRLF.
+    async fn line(&mut self) -> Result<Vec<u8>, Error> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = self.buf.drain(..end + 2).take(end).collect();
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(self.fail("a chunk line is longer than 4 KiB".to_owned()));
+            }
+            if self.fill().await? == 0 {
+                return Err(self.fail("the connection closed inside a chunked body".to_owned()));
+            }
+        }
+    }
+
+    /// Reads until `len` bytes are buffered.
+    async fn need(&mut self, len: usize) -> Result<(), Error> {
+        while self.buf.len() < len {
+            if self.fill().await? == 0 {
+                return Err(self.fail(format!(
+                    "the connection closed after {} of {len} body bytes",
+                    self.buf.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads once; 0 at the end of the stream.
+    ///
+    /// A TLS peer that closes without `close_notify` counts as the end of the stream: IIS does
+    /// that, and every body framing is checked on its own (lengths, multipart close
+    /// delimiter, zlib checksum).
+    async fn fill(&mut self) -> Result<usize, Error> {
+        let mut chunk = [0_u8; 16 * 1024];
+        match self.io.read(&mut chunk).await {
+            Ok(n) => {
+                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(e) => Err(network(self.context, &e)),
+        }
+    }
+
+    /// A malformed-response error.
+    fn fail(&self, message: String) -> Error {
+        Error::Network { context: self.context.to_owned(), message }
+    }
+}
+
+/// The body framing of a response (RFC 9112 §6.3).
+fn framing(status: u16, headers: &[(String, String)], context: &str) -> Result<Framing, Error> {
+    if status == 204 || status == 304 {
+        return Ok(Framing::Empty);
+    }
+    let header =
+        |name: &'static str| headers.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name));
+    if header("transfer-encoding").any(|(_, v)| v.to_ascii_lowercase().contains("chunked")) {
+        return Ok(Framing::Chunked);
+    }
+    let mut length = None;
+    for (_, value) in header("content-length") {
+        let parsed = value.trim().parse::<usize>().ok().filter(|n| length.is_none_or(|l| l == *n));
+        let Some(n) = parsed else {
+            return Err(Error::Network {
+                context: context.to_owned(),
+                message: "invalid or conflicting Content-Length".to_owned(),
+            });
+        };
+        length = Some(n);
+    }
+    Ok(length.map_or(Framing::ToEnd, Framing::Length))
+}
+
+/// Runs `work` within `after`, else [`Error::Timeout`].
+async fn bounded<T>(
+    after: Duration,
+    context: &str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(after, work)
+        .await
+        .unwrap_or_else(|_| Err(Error::Timeout { context: context.to_owned(), after }))
+}
+
+/// An I/O error as [`Error::Tls`] when TLS raised it (e.g. the server refused the client
+/// certificate after the handshake, in TLS 1.3), else [`Error::Network`].
+fn network(context: &str, e: &std::io::Error) -> Error {
+    let tls = e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if tls {
+        Error::Tls { context: context.to_owned(), message: e.to_string() }
+    } else {
+        Error::Network { context: context.to_owned(), message: e.to_string() }
+    }
+}
+
+/// The request target for a `PolicyLocation` (§4.2.2, §4.2.3).
+fn policy_target(location: &str, mp: &HostName) -> Result<String, Error> {
+    let fail =
+        |reason| Error::PolicyLocation { location: location.chars().take(200).collect(), reason };
+    let trimmed = location.trim();
+    let scheme_len = ["http://", "https://"].iter().find_map(|s| {
+        trimmed.get(..s.len()).filter(|p| p.eq_ignore_ascii_case(s)).map(|_| s.len())
+    });
+    let path = match scheme_len {
+        Some(len) => {
+            let rest = trimmed.get(len..).unwrap_or_default();
+            let at = rest.find('/').ok_or_else(|| fail("has no path"))?;
+            let (authority, path) = rest.split_at(at);
+            let host = match authority.rsplit_once(':') {
+                Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+                _ => authority,
+            };
+            if !(host.eq_ignore_ascii_case("<mp>") || host.eq_ignore_ascii_case(mp.as_str())) {
+                return Err(fail("names another host than this client's MP or <mp>"));
+            }
+            path
+        }
+        None if trimmed.starts_with('/') => trimmed,
+        None => return Err(fail("is neither an http(s) URL nor an absolute path")),
+    };
+    let mut target = String::with_capacity(path.len() + 16);
+    for byte in path.bytes() {
+        let keep = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte);
+        if keep {
+            target.push(char::from(byte));
+        } else {
+            target.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(target)
+}
+
+/// Decodes `%XX` escapes; `None` for a broken escape.
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(byte);
+            at += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Largest response head (and proxy answer) read.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields in a response head.
+const MAX_HEADERS: usize = 100;
+/// Most interim (1xx) responses skipped before the final one.
+const MAX_INTERIM: usize = 8;
+/// Longest chunk-size or trailer line.
+const MAX_LINE: usize = 4 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::{Proxy, percent_decode, policy_target};
+    use crate::msg::HostName;
+
+    #[test]
+    fn policy_locations_are_rebased_on_this_mp_and_encoded() {
+        let mp = HostName::new("mp01.corp.example").unwrap();
+        let location = "http://<mp>/SMS_MP/.sms_pol?{1D3E}.SHA256:ABC";
+        assert_eq!(policy_target(location, &mp).unwrap(), "/SMS_MP/.sms_pol?%7B1D3E%7D.SHA256:ABC");
+        assert_eq!(
+            policy_target("HTTP://MP01.corp.example:80/SMS_MP/.sms_pol?a b", &mp).unwrap(),
+            "/SMS_MP/.sms_pol?a%20b"
+        );
+        assert_eq!(policy_target("/x?a\r\nb", &mp).unwrap(), "/x?a%0D%0Ab");
+        assert!(policy_target("http://evil.example/SMS_MP/.sms_pol?x", &mp).is_err());
+        assert!(policy_target("http://<mp>", &mp).is_err());
+        assert!(policy_target("SMS_MP/.sms_pol", &mp).is_err());
+    }
+
+    #[test]
+    fn proxies_are_http_urls_with_optional_credentials() {
+        let p = Proxy::parse("http://proxy.corp:3128/").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.authorization.is_none()),
+            ("proxy.corp", 3128, true)
+        );
+        let p = Proxy::parse("HTTP://us%40r:p%3Aw@10.0.0.1").unwrap();
+        assert_eq!(p.port, 80);
+        assert_eq!(p.authorization.as_deref(), Some("Basic dXNAcjpwOnc="));
+        let p = Proxy::parse("http://[::1]:8080").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("::1", 8080));
+        for bad in [
+            "https://p:1",
+            "socks5://p:1",
+            "http://",
+            "http://p:99999",
+            "http://p/x",
+            "http://p q:1",
+        ] {
+            assert!(Proxy::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(percent_decode("a%2"), None);
+    }
+}
