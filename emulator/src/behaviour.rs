@@ -954,6 +954,7 @@ impl Site {
         endpoint: &str,
         size: u64,
         message_id: Option<BracedGuid>,
+        source_id: Option<SmsId>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let limit = self.config.switches.max_message_bytes;
@@ -961,15 +962,19 @@ impl Site {
             return Ok(());
         }
         let refusal = Refusal::TooLarge { size, limit };
-        let env = Envelope { message_id, ..Envelope::default() };
+        let env = Envelope { message_id, source_id, ..Envelope::default() };
         self.store.write(|tx| {
+            let client = match source_id {
+                Some(id) => tx.client_by_smsid(&id)?.map(|c| c.id),
+                None => None,
+            };
             log(
                 tx,
                 &env,
                 endpoint,
                 "unknown",
-                None,
-                None,
+                client,
+                source_id.as_ref(),
                 MessageOutcome::Refused,
                 Some(refusal.code()),
                 now,

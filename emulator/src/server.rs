@@ -420,7 +420,18 @@ fn delivery_of(header: &Msg) -> DeliveryKind {
 fn answer(decoded: &DecodedRequest, vdir: Vdir, force_pending: bool, shared: &Shared) -> Response {
     let delivery = delivery_of(&decoded.header);
     let mut site = shared.site();
-    let handled = match site.handle(decoded, vdir, force_pending, Utc::now()) {
+    // The site's size limit (M13) counts the message as decoded: body text and attachments.
+    let size =
+        decoded.body_xml.len() + decoded.attachments.iter().map(|(_, b)| b.len()).sum::<usize>();
+    let checked = site.check_size(
+        &decoded.header.target_endpoint,
+        u64::try_from(size).unwrap_or(u64::MAX),
+        decoded.header.id,
+        decoded.header.source_id,
+        Utc::now(),
+    );
+    let handled = match checked.and_then(|()| site.handle(decoded, vdir, force_pending, Utc::now()))
+    {
         Ok(h) => h,
         Err(e) => match e.refusal() {
             Some(r) => Handled::Refused(r.clone()),

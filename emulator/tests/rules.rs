@@ -1587,8 +1587,8 @@ fn oversized_and_undecodable_messages_are_recorded() {
     let mut config = SiteConfig::default();
     config.switches.max_message_bytes = 1000;
     let mut lab = Lab::new(config);
-    lab.site.check_size("MP_HinvEndpoint", 1000, None, lab.now).unwrap();
-    let e = lab.site.check_size("MP_HinvEndpoint", 1001, None, lab.now).unwrap_err();
+    lab.site.check_size("MP_HinvEndpoint", 1000, None, None, lab.now).unwrap();
+    let e = lab.site.check_size("MP_HinvEndpoint", 1001, None, None, lab.now).unwrap_err();
     assert_eq!(e.refusal(), Some(&Refusal::TooLarge { size: 1001, limit: 1000 }));
     lab.site.record_undecodable("MP_DdrEndpoint", "odd UTF-16 byte count", lab.now).unwrap();
     let log = lab.site.messages(None, 10).unwrap();

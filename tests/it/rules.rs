@@ -515,6 +515,27 @@ fn a_post_redelivered_with_the_same_message_id_is_stored_once() {
     });
 }
 
+/// M13: a message larger than the site's `max_message_bytes` is refused and logged, nothing
+/// stored; a Post is still acknowledged (an MP queues it and drops it later).
+#[test]
+fn a_message_over_the_size_limit_is_refused_and_logged() {
+    run(async {
+        let mut config = auto_config();
+        config.switches.max_message_bytes = 64 * 1024;
+        let mp = Mp::start(config).await;
+        let c = mp.enrol("WS01").await;
+        let client = mp.client();
+        let mut big = hinv(&c.smsid, "Full", "1.0");
+        let first = &mut big.0.report_body.instance[0].any;
+        *first = first.clone().with_property("Padding", "x".repeat(100 * 1024));
+        client.post(&big, vec![], Some(&c.signer())).await.unwrap();
+        assert!(mp.inventory(&c.smsid).await.is_empty());
+        let messages = mp.messages(&c.smsid).await;
+        assert_eq!(text(&messages[0]["outcome"]), "refused");
+        assert!(text(&messages[0]["reason"]).contains("too-large"), "{}", messages[0]);
+    });
+}
+
 // ---- signatures and proxies ------------------------------------------------------------------
 
 #[test]
