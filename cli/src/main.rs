@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod identity;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: EmulatorCommand,
     },
+    /// Create, import or show a signing + encryption identity.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
     /// Inspect captured requests.
     Wire {
         #[command(subcommand)]
@@ -76,6 +82,29 @@ enum EmulatorCommand {
         /// registrations (as the product ships), `manual` nobody until an admin approves.
         #[arg(long, value_parser = ["auto", "trusted", "manual"])]
         approval: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// Create a mixed-mode self-signed identity (RSA-2048, SMS signing and encryption EKUs),
+    /// or import a PKI certificate and key with `--pki CERT KEY`; key files get mode 0600.
+    New {
+        /// Directory for `signing.pem/.key` and `encryption.pem/.key`.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Subject common name of generated certificates.
+        #[arg(long, default_value = "ConfigMgr Client")]
+        subject: String,
+        /// Import a PKI certificate and its key (PEM) instead of generating.
+        #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+        pki: Option<Vec<PathBuf>>,
+    },
+    /// Show the identity in a directory.
+    Show {
+        /// The identity directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -167,6 +196,19 @@ async fn run(cli: Cli) -> Result<u8, Error> {
             println!("admin API: http://{}/cmmp-admin/clients", emulator.addr());
             let _ = tokio::signal::ctrl_c().await;
             emulator.shutdown().await;
+            Ok(0)
+        }
+        Command::Identity { command: IdentityCommand::New { dir, subject, pki } } => {
+            let pki = pki.and_then(|v| match v.as_slice() {
+                [cert, key] => Some((cert.clone(), key.clone())),
+                _ => None,
+            });
+            let identity = identity::create(&dir, &subject, pki)?;
+            println!("identity written to {}\n{}", dir.display(), identity::describe(&identity));
+            Ok(0)
+        }
+        Command::Identity { command: IdentityCommand::Show { dir } } => {
+            println!("{}", identity::describe(&identity::load(&dir)?));
             Ok(0)
         }
         Command::Wire { command: WireCommand::Decode { file } } => {
