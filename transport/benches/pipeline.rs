@@ -1,0 +1,736 @@
+//! Throughput of the `cmmp-transport` wire pipeline (issue: signed posts, large reports,
+//! large replies), each compared with its ceiling measured in the same run.
+//!
+//! - `ddr_signed`: one signed DDR prepared with [`wire::build_request`] (encode, header-only
+//!   body, UTF-16LE, zlib, `PayloadSignature`, `Msg` header, multipart) against a single
+//!   RSA-2048 SHA-256 signature over its compressed payload (the per-core ceiling); a batch of
+//!   [`BATCH`] DDRs for as many clients prepared on one core and across every core.
+//! - `hinv_2mb`: a ~2 MB hardware inventory report through [`wire::build_request`] against
+//!   [`zlib::compress`] of the same payload bytes plus one signature over the compressed bytes.
+//! - `reply_1mb`: `reply::decode_sync` of a signed Sync reply whose body is a ~1 MB
+//!   `ReplyAssignments` (multipart, `Msg` header, `authenticate` check against a pinned MP
+//!   certificate, inflate, strict UTF-16LE, typed decode), and the stages alone.
+//!
+//! The signing key is `tests/wire/test-key.pem` (RSA-2048). Every [`Signer`] is built outside
+//! the timed loops, so its `ClientIDSignature` is computed once, as a long-running sender
+//! caches it. Before measuring, each prepared request is decoded back and its signature
+//! verified.
+//!
+//! Run with `cargo bench -p cmmp-transport --bench pipeline`; results are in `BENCHMARKS.md`.
+//! Before the criterion groups, a measuring run prints a CPU-time check (per CPU-second, the
+//! divisor `openssl speed` uses) of the compared pairs; `PIPELINE_NO_CPU_CHECK=1` skips it.
+//! `PIPELINE_ONLY=ddr_signed,hinv_2mb` runs only the named groups (for profiling).
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use cmmp_model::hinv::{Instance, Report as HinvBody, ReportBody};
+use cmmp_model::kinds::{DdrReport, HinvReport, Inbound};
+use cmmp_model::msg::Msg;
+use cmmp_model::policy::ReplyAssignments;
+use cmmp_model::report_common::ChangeKind;
+use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
+use cmmp_model::xml::AnyElement;
+use cmmp_model::{Endpoint, MessageExt};
+use cmmp_transport::body;
+use cmmp_transport::cert;
+use cmmp_transport::msg::HostName;
+use cmmp_transport::multipart;
+use cmmp_transport::payload::{self, Payload};
+use cmmp_transport::reply::{
+    self, HttpReply, Received, ReplyLimits, ReplySignature, ReplySigner, ReplyVerifier, SyncContext,
+};
+use cmmp_transport::sign::{HashAlgorithm, SigningKey, verify_reversed};
+use cmmp_transport::wire::{
+    self, DecodeLimits, Fresh, Request, Settings, Signer, client_auth_signatures, decode_request,
+};
+use cmmp_transport::zlib::{self, InflateLimits};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
+
+/// DDRs (one per client) in the batch workload.
+const BATCH: usize = 256;
+/// WMI class instances in the large report (about 2 MB of XML, as in `model/benches/codec.rs`).
+const HINV_INSTANCES: usize = 3_600;
+/// `PolicyAssignment`s in the large reply (about 1 MB of XML).
+const REPLY_ASSIGNMENTS: usize = 2_150;
+/// The client ID of the corpus DDR, replaced per client in the batch.
+const CORPUS_CLIENT: &str = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10";
+
+fn manifest(relative: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative).display().to_string()
+}
+
+fn read_document(relative: &str) -> String {
+    let path = manifest(&format!("../model/tests/documents/{relative}"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.trim_end_matches(['\r', '\n']).to_owned()
+}
+
+fn key() -> SigningKey {
+    let path = manifest("tests/wire/test-key.pem");
+    SigningKey::from_pem(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .expect("the test key loads")
+}
+
+fn settings() -> Settings {
+    Settings::new(
+        HostName::new("mp01.corp.example").expect("a host name"),
+        HostName::new("WS01").expect("a host name"),
+    )
+}
+
+fn fresh() -> Fresh {
+    Fresh {
+        id: "{5DD100CD-DF1D-45F5-BA17-A327F43465F8}".parse::<BracedGuid>().expect("a GUID"),
+        sent_time: "2025-01-31T10:00:00Z".parse::<IsoTime>().expect("a time"),
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so every input is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        let len = u64::try_from(items.len()).expect("a short list");
+        items[usize::try_from(self.below(len)).expect("an index")]
+    }
+
+    /// An upper-case GUID without braces.
+    fn guid(&mut self) -> String {
+        let (a, b) = (self.next(), self.next());
+        format!(
+            "{:08X}-{:04X}-4{:03X}-{:04X}-{:012X}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0x0FFF,
+            0x8000 | ((b >> 48) & 0x3FFF),
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+
+    fn hex(&mut self, bytes: usize) -> String {
+        (0..bytes).map(|_| format!("{:02X}", self.below(256))).collect()
+    }
+}
+
+/// The DDR of the corpus for `client` (its `ClientID`s replaced).
+fn ddr_for(corpus: &str, client: &SmsId) -> DdrReport {
+    let text = corpus.replace(CORPUS_CLIENT, &client.to_string());
+    DdrReport::from_body(<DdrReport as Endpoint>::Body::from_xml(&text).expect("the DDR decodes"))
+}
+
+/// Decodes `request` as an MP does, checks the kind and verifies `PayloadSignature`.
+fn check_request<K: Endpoint>(request: &Request, key: &SigningKey, expect: &K) -> Vec<u8> {
+    let decoded =
+        decode_request(Some(&multipart::content_type()), &request.body, DecodeLimits::default())
+            .expect("the request decodes");
+    assert_eq!(decoded.header.target_endpoint, K::ENDPOINT);
+    let same = match &decoded.message {
+        Inbound::DdrReport(m) => m.0.to_xml().ok() == expect.body().to_xml().ok(),
+        Inbound::HinvReport(m) => m.0.to_xml().ok() == expect.body().to_xml().ok(),
+        _ => false,
+    };
+    assert!(same, "{} decodes to a different message", K::NAME);
+    let (payload_sig, _) = client_auth_signatures(&decoded.header).expect("the request is signed");
+    let sig = payload_sig.parse::<cmmp_model::value::HexBytes>().expect("hex").0;
+    let public = key.public_key().expect("a public key");
+    verify_reversed(&public, HashAlgorithm::Sha256, &decoded.payload_as_sent, &sig)
+        .expect("PayloadSignature verifies");
+    decoded.payload_as_sent
+}
+
+/// The uncompressed payload `build_request` builds for `kind` (no attachments).
+fn payload_of<K: Endpoint>(kind: &K) -> Payload {
+    let document = kind.body().to_xml().expect("the body encodes");
+    let (body_xml, attachments) =
+        payload::layout_parts(K::LAYOUT, document, Vec::new()).expect("a report");
+    payload::build(&body_xml, &attachments).expect("a payload")
+}
+
+/// This thread's CPU time (user + system) from `/proc/thread-self/stat`, counted in clock
+/// ticks of 10 ms (`USER_HZ` is 100 on Linux); `None` where that file does not exist.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// Operations, CPU time and wall time of some runs.
+#[derive(Default)]
+struct Tally {
+    ops: u64,
+    cpu: Duration,
+    wall: Duration,
+}
+
+impl Tally {
+    /// Runs `op` (which does `ops_per_call` operations and returns the CPU time it used on
+    /// other threads) until about `window` has passed.
+    fn run(&mut self, window: Duration, ops_per_call: u64, mut op: impl FnMut() -> Duration) {
+        let (Some(cpu_start), start) = (thread_cpu(), Instant::now()) else { return };
+        let mut others = Duration::ZERO;
+        while start.elapsed() < window {
+            others += op();
+            self.ops += ops_per_call;
+        }
+        self.wall += start.elapsed();
+        self.cpu += thread_cpu().unwrap_or(cpu_start).saturating_sub(cpu_start) + others;
+    }
+
+    fn per_cpu_second(&self) -> f64 {
+        self.ops as f64 / self.cpu.as_secs_f64()
+    }
+
+    fn per_wall_second(&self) -> f64 {
+        self.ops as f64 / self.wall.as_secs_f64()
+    }
+
+    fn print(&self, label: &str) {
+        if self.cpu.is_zero() {
+            return;
+        }
+        println!(
+            "cpu-time check {label}: {:.0} ops per CPU-second, {:.0} ops per wall-second, \
+             CPU/wall {:.2}",
+            self.per_cpu_second(),
+            self.per_wall_second(),
+            self.cpu.as_secs_f64() / self.wall.as_secs_f64()
+        );
+    }
+}
+
+/// Runs the candidates alternately, `rounds` times `window` each, and prints their tallies.
+///
+/// `openssl speed` divides by CPU user time, so per-CPU-second figures compare with it even
+/// when other processes share the cores; wall-clock figures are criterion's.
+fn cpu_time_check(rounds: usize, window: Duration, candidates: &mut [(&str, &mut dyn FnMut())]) {
+    let mut tallies: Vec<Tally> = candidates.iter().map(|_| Tally::default()).collect();
+    for _ in 0..rounds {
+        for ((_, op), tally) in candidates.iter_mut().zip(&mut tallies) {
+            tally.run(window, 1, || {
+                op();
+                Duration::ZERO
+            });
+        }
+    }
+    for ((label, _), tally) in candidates.iter().zip(&tallies) {
+        tally.print(label);
+    }
+    if let [a, b] = tallies.as_slice()
+        && !a.cpu.is_zero()
+        && !b.cpu.is_zero()
+    {
+        println!(
+            "cpu-time check {} / {}: {:.3} (per CPU-second)",
+            candidates[0].0,
+            candidates[1].0,
+            a.per_cpu_second() / b.per_cpu_second()
+        );
+    }
+}
+
+fn configure<'c>(c: &'c mut Criterion, name: &str) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(6));
+    group
+}
+
+/// Prepares one signed DDR per signer, in order; returns the bytes prepared.
+fn prepare_all(settings: &Settings, work: &[(DdrReport, Signer<'_>)]) -> usize {
+    let mut bytes = 0;
+    for (ddr, signer) in work {
+        let request = wire::build_request(settings, ddr, Vec::new(), Some(signer), fresh())
+            .expect("the DDR is prepared");
+        bytes += black_box(request).body.len();
+    }
+    bytes
+}
+
+/// Prepares the batch across `per_thread`-sized chunks, one scoped thread each; returns the
+/// CPU time the threads used.
+fn prepare_parallel(
+    settings: &Settings,
+    work: &[(DdrReport, Signer<'_>)],
+    per_thread: usize,
+) -> Duration {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(|| {
+                    let start = thread_cpu();
+                    prepare_all(settings, black_box(chunk));
+                    match (start, thread_cpu()) {
+                        (Some(start), Some(end)) => end.saturating_sub(start),
+                        _ => Duration::ZERO,
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a worker")).sum()
+    })
+}
+
+fn ddr_signed(c: &mut Criterion) {
+    let key = key();
+    let settings = settings();
+    let corpus = read_document("ddr/full.xml");
+    let client: SmsId = CORPUS_CLIENT.parse().expect("an SMS ID");
+    let ddr = ddr_for(&corpus, &client);
+    let signer = Signer::new(&key, client, HashAlgorithm::Sha256).expect("a signer");
+
+    let request = wire::build_request(&settings, &ddr, Vec::new(), Some(&signer), fresh())
+        .expect("the DDR is prepared");
+    let sent = check_request(&request, &key, &ddr);
+    let payload = payload_of(&ddr);
+    let xml_len = ddr.body().to_xml().expect("the body encodes").len();
+    println!(
+        "ddr_signed: document {xml_len} bytes, payload {} bytes, compressed {} bytes, request \
+         body {} bytes",
+        payload.bytes.len(),
+        sent.len(),
+        request.body.len()
+    );
+
+    // One client per signer, as an ISV proxy holds them: the proxy key, each client's ID.
+    let mut rng = Rng(0x0DDB_1A5E_5EED_0001);
+    let work: Vec<(DdrReport, Signer<'_>)> = (0..BATCH)
+        .map(|_| {
+            let id: SmsId = format!("GUID:{}", rng.guid()).parse().expect("an SMS ID");
+            let signer = Signer::new(&key, id, HashAlgorithm::Sha256).expect("a signer");
+            (ddr_for(&corpus, &id), signer)
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per_thread = BATCH.div_ceil(threads);
+    println!("ddr_signed: batch of {BATCH} clients on {threads} threads ({per_thread} each)");
+    // Every client's request is valid, too.
+    for (ddr, signer) in work.iter().step_by(37) {
+        let request = wire::build_request(&settings, ddr, Vec::new(), Some(signer), fresh())
+            .expect("the DDR is prepared");
+        check_request(&request, &key, ddr);
+    }
+
+    if cpu_checks_enabled() {
+        let window = Duration::from_secs(1);
+        cpu_time_check(
+            3,
+            window,
+            &mut [
+                ("ddr_signed/prepare_one", &mut || {
+                    black_box(
+                        wire::build_request(&settings, &ddr, Vec::new(), Some(&signer), fresh())
+                            .expect("the DDR is prepared"),
+                    );
+                }),
+                ("ddr_signed/rsa_sign_only", &mut || {
+                    black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
+                }),
+            ],
+        );
+        let batch = u64::try_from(BATCH).expect("a count");
+        let (mut one, mut all) = (Tally::default(), Tally::default());
+        for _ in 0..3 {
+            one.run(window, batch, || {
+                prepare_all(&settings, black_box(&work));
+                Duration::ZERO
+            });
+            all.run(window, batch, || prepare_parallel(&settings, &work, per_thread));
+        }
+        one.print("ddr_signed/batch_one_core");
+        all.print("ddr_signed/batch_parallel (CPU summed over the workers)");
+    }
+
+    let mut group = configure(c, "ddr_signed");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("prepare_one", |b| {
+        b.iter(|| {
+            wire::build_request(&settings, black_box(&ddr), Vec::new(), Some(&signer), fresh())
+                .expect("the DDR is prepared")
+        });
+    });
+    group.bench_function("rsa_sign_only", |b| {
+        b.iter(|| key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
+    });
+    // Diagnostics: the other stages of `prepare_one` alone.
+    group.bench_function("stage/encode_xml", |b| {
+        b.iter(|| black_box(&ddr).body().to_xml().expect("the body encodes"));
+    });
+    group.bench_function("stage/zlib_only", |b| {
+        b.iter(|| zlib::compress(black_box(&payload.bytes)));
+    });
+    group.throughput(Throughput::Elements(u64::try_from(BATCH).expect("a count")));
+    group.bench_function("batch_one_core", |b| {
+        b.iter(|| prepare_all(&settings, black_box(&work)));
+    });
+    group.bench_function("batch_parallel", |b| {
+        b.iter(|| prepare_parallel(&settings, &work, per_thread));
+    });
+    group.finish();
+}
+
+const PUBLISHERS: [&str; 6] = [
+    "Contoso Ltd.",
+    "Fabrikam, Inc.",
+    "Tailspin Toys & Co.",
+    "Northwind Traders",
+    "Woodgrove Bank",
+    "Litware <Labs>",
+];
+const PRODUCTS: [&str; 8] = [
+    "Tools & Utilities",
+    "Office Add-in",
+    "VPN Client",
+    "Runtime (x64)",
+    "Print Driver <Universal>",
+    "Endpoint Agent",
+    "PDF Reader",
+    "Visual C++ Redistributable",
+];
+const SERVICE_STATES: [&str; 3] = ["Running", "Stopped", "Paused"];
+const START_MODES: [&str; 3] = ["Auto", "Manual", "Disabled"];
+const ACCOUNTS: [&str; 4] =
+    ["LocalSystem", "NT AUTHORITY\\LocalService", "NT AUTHORITY\\NetworkService", "CORP\\svc_app"];
+
+/// The WMI class element of instance `i` (the generator of `model/benches/codec.rs`).
+fn wmi_class(i: usize, rng: &mut Rng) -> AnyElement {
+    match i % 10 {
+        0..=2 => {
+            let n = rng.below(100_000);
+            AnyElement::new("Win32_Service")
+                .with_property("Name", format!("Svc{n:05}"))
+                .with_property("DisplayName", format!("{} Service {n}", rng.pick(&PRODUCTS)))
+                .with_property(
+                    "Description",
+                    format!(
+                        "Provides R&D telemetry for {} <component {n}>; stop it only if told to.",
+                        rng.pick(&PUBLISHERS)
+                    ),
+                )
+                .with_property(
+                    "PathName",
+                    format!("\"C:\\Program Files\\Contoso\\svc{n}.exe\" -k netsvcs -p"),
+                )
+                .with_property("ServiceType", "Own Process")
+                .with_property("StartMode", rng.pick(&START_MODES))
+                .with_property("StartName", rng.pick(&ACCOUNTS))
+                .with_property("State", rng.pick(&SERVICE_STATES))
+                .with_property("Status", "OK")
+        }
+        3..=5 => {
+            let n = rng.below(1_000_000);
+            let publisher = rng.pick(&PUBLISHERS);
+            let product = format!("{publisher} {} {}", rng.pick(&PRODUCTS), n % 97);
+            AnyElement::new("SMS_InstalledSoftware")
+                .with_property("ARPDisplayName", product.clone())
+                .with_property("InstallDate", format!("2024{:02}{:02}", 1 + n % 12, 1 + n % 28))
+                .with_property("InstalledLocation", format!("C:\\Program Files\\App{n}\\"))
+                .with_property("ProductName", product)
+                .with_property("ProductVersion", format!("{}.{}.{}", n % 20, n % 10, n % 1000))
+                .with_property("Publisher", publisher)
+                .with_property(
+                    "SoftwareCode",
+                    format!("{{8a1b2c3d-4e5f-4061-a2b3-{:012x}}}", rng.below(1 << 48)),
+                )
+                .with_property(
+                    "UninstallString",
+                    format!("MsiExec.exe /X{{8a1b2c3d-4e5f-4061-a2b3-{n:012}}} /qn"),
+                )
+        }
+        6 | 7 => {
+            let n = rng.below(65_536);
+            AnyElement::new("Win32_PnPEntity")
+                .with_property("Caption", format!("Intel(R) PCI Express Root Port #{}", n % 16))
+                .with_property("ClassGuid", "{4d36e97d-e325-11ce-bfc1-08002be10318}")
+                .with_property(
+                    "DeviceID",
+                    format!("PCI\\VEN_8086&DEV_{n:04X}&SUBSYS_880D103C&REV_01\\3&11583659&0&{n}"),
+                )
+                .with_property("Manufacturer", "Intel")
+                .with_property("Name", format!("Intel(R) PCI Express Root Port #{}", n % 16))
+                .with_property("PNPClass", "System")
+                .with_property("Status", "OK")
+        }
+        8 if i % 20 == 8 => {
+            let letter = char::from(b'C' + u8::try_from(rng.below(20)).expect("a letter"));
+            AnyElement::new("Win32_LogicalDisk")
+                .with_property("DeviceID", format!("{letter}:"))
+                .with_property("DriveType", "3")
+                .with_property("FileSystem", "NTFS")
+                .with_property("FreeSpace", rng.below(1 << 40).to_string())
+                .with_property("Size", rng.below(1 << 41).to_string())
+                .with_property("VolumeName", format!("Data <{letter}> & Backup"))
+        }
+        8 => {
+            let n = rng.below(250) + 2;
+            AnyElement::new("Win32_NetworkAdapterConfiguration")
+                .with_property("DefaultIPGateway", "10.20.30.1")
+                .with_property("Description", format!("Intel(R) Ethernet Connection I219-LM #{n}"))
+                .with_property("DHCPEnabled", "1")
+                .with_property("Index", n.to_string())
+                .with_property("IPAddress", format!("10.20.30.{n}"))
+                .with_property("IPAddress", format!("fe80::1c2d:3e4f:5a6b:{n:x}"))
+                .with_property("IPSubnet", "255.255.255.0")
+                .with_property("IPSubnet", "64")
+                .with_property("MACAddress", format!("00:15:5D:01:{:02X}:{:02X}", n % 256, n / 7))
+        }
+        _ => {
+            let n = 5_000_000 + rng.below(100_000);
+            AnyElement::new("Win32_QuickFixEngineering")
+                .with_property("Caption", format!("http://support.microsoft.com/?kbid={n}"))
+                .with_property("Description", "Security Update")
+                .with_property("HotFixID", format!("KB{n}"))
+                .with_property("InstalledBy", "NT AUTHORITY\\SYSTEM")
+                .with_property("InstalledOn", format!("{}/{}/2024", 1 + n % 12, 1 + n % 28))
+        }
+    }
+}
+
+/// The ~2 MB hardware inventory report of `model/benches/codec.rs`.
+fn hinv_report() -> HinvReport {
+    let header = HinvBody::from_xml(&read_document("hinv/full.xml"))
+        .expect("the corpus report decodes")
+        .report_header;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let instance = (0..HINV_INSTANCES)
+        .map(|i| {
+            let any = wmi_class(i, &mut rng);
+            let class = any.name.to_string();
+            let content = if i % 7 == 0 { ChangeKind::New } else { ChangeKind::Updated };
+            let namespace = if class.starts_with("SMS_") {
+                "\\\\WS01\\root\\cimv2\\sms"
+            } else {
+                "\\\\WS01\\root\\cimv2"
+            };
+            Instance::new(content, namespace.to_owned(), class.clone(), class, any)
+        })
+        .collect();
+    HinvReport::new(HinvBody::new(header, ReportBody { instance }))
+}
+
+fn hinv_2mb(c: &mut Criterion) {
+    let key = key();
+    let settings = settings();
+    let client: SmsId = CORPUS_CLIENT.parse().expect("an SMS ID");
+    let signer = Signer::new(&key, client, HashAlgorithm::Sha256).expect("a signer");
+    let hinv = hinv_report();
+    let xml_len = hinv.body().to_xml().expect("the report encodes").len();
+    let payload = payload_of(&hinv);
+    let request = wire::build_request(&settings, &hinv, Vec::new(), Some(&signer), fresh())
+        .expect("the report is prepared");
+    let sent = check_request(&request, &key, &hinv);
+    assert_eq!(
+        zlib::inflate(&sent, InflateLimits::default()).expect("inflates"),
+        payload.bytes,
+        "the baseline compresses the bytes the pipeline compresses"
+    );
+    println!(
+        "hinv_2mb: document {xml_len} bytes, payload {} bytes (header-only body + full report \
+         attachment, UTF-16LE), compressed {} bytes, request body {} bytes",
+        payload.bytes.len(),
+        sent.len(),
+        request.body.len()
+    );
+
+    if cpu_checks_enabled() {
+        cpu_time_check(
+            3,
+            Duration::from_secs(1),
+            &mut [
+                ("hinv_2mb/pipeline", &mut || {
+                    black_box(
+                        wire::build_request(&settings, &hinv, Vec::new(), Some(&signer), fresh())
+                            .expect("the report is prepared"),
+                    );
+                }),
+                ("hinv_2mb/zlib_plus_sign", &mut || {
+                    let compressed = zlib::compress(black_box(&payload.bytes));
+                    black_box(key.sign(HashAlgorithm::Sha256, &compressed).expect("signs"));
+                }),
+            ],
+        );
+    }
+
+    let mut group = configure(c, "hinv_2mb");
+    group.throughput(Throughput::Bytes(u64::try_from(xml_len).expect("a size")));
+    group.bench_function("pipeline", |b| {
+        b.iter(|| {
+            wire::build_request(&settings, black_box(&hinv), Vec::new(), Some(&signer), fresh())
+                .expect("the report is prepared")
+        });
+    });
+    group.bench_function("zlib_plus_sign", |b| {
+        b.iter(|| {
+            let compressed = zlib::compress(black_box(&payload.bytes));
+            let signature = key.sign(HashAlgorithm::Sha256, &compressed).expect("signs");
+            (compressed, signature)
+        });
+    });
+    // Diagnostics: the stages before zlib alone.
+    group.bench_function("stage/encode_xml", |b| {
+        b.iter(|| black_box(&hinv).body().to_xml().expect("the report encodes"));
+    });
+    group.bench_function("stage/payload", |b| {
+        b.iter(|| payload_of(black_box(&hinv)));
+    });
+    group.finish();
+}
+
+/// A ~1 MB `ReplyAssignments`: the corpus reply's head, then [`REPLY_ASSIGNMENTS`]
+/// assignments with distinct IDs and hashes.
+fn reply_document() -> String {
+    let corpus = read_document("policy/reply-two-assignments.canonical.xml");
+    let head = &corpus[..corpus.find("<PolicyAssignment ").expect("an assignment")];
+    let mut rng = Rng(0x5EED_2E91_1A55_0001);
+    let categories = ["SoftwareDistribution", "NAAConfig", "SettingsAgent", "CIAssignment"];
+    let mut text = head.to_owned();
+    for i in 0..REPLY_ASSIGNMENTS {
+        let assignment = rng.guid();
+        let policy = if i % 3 == 0 {
+            format!("{{{}}}", rng.guid().to_lowercase())
+        } else {
+            format!("P01{:05}-P01{:05}-{}", rng.below(100_000), rng.below(100_000), rng.hex(4))
+        };
+        let version = format!("{}.00", 1 + rng.below(40));
+        let hash = rng.hex(32);
+        let hash_ex =
+            if i % 2 == 0 { format!(" PolicyHashEx=\"SHA256:{hash}\"") } else { String::new() };
+        let flags = if i % 5 == 0 { " PolicyFlags=\"4\"" } else { "" };
+        text.push_str(&format!(
+            "<PolicyAssignment PolicyAssignmentID=\"{{{assignment}}}\"><Policy PolicyID=\"{policy}\" \
+             PolicyVersion=\"{version}\" PolicyType=\"Machine\" PolicyCategory=\"{}\"{flags}>\
+             <PolicyLocation PolicyHash=\"SHA256:{hash}\"{hash_ex}>http://&lt;mp&gt;/SMS_MP/\
+             .sms_pol?{policy}.{}</PolicyLocation></Policy></PolicyAssignment>",
+            rng.pick(&categories),
+            version.replace('.', "_"),
+        ));
+    }
+    text.push_str("</ReplyAssignments>");
+    text
+}
+
+/// The typed decode of a Sync reply with `reply::decode_sync`: multipart, `Msg` header,
+/// `authenticate` check (when `verifier` is set), inflate, strict UTF-16LE, typed decode.
+fn decode_reply(
+    http: &HttpReply,
+    host: &HostName,
+    verifier: Option<&ReplyVerifier>,
+) -> Received<ReplyAssignments> {
+    let ctx = SyncContext {
+        host_asked: host,
+        reply_compression: true,
+        verifier,
+        limits: ReplyLimits::default(),
+    };
+    reply::decode_sync::<ReplyAssignments>(http, &ctx).expect("the reply decodes")
+}
+
+fn reply_1mb(c: &mut Criterion) {
+    let text = reply_document();
+    let expected = ReplyAssignments::from_xml(&text).expect("the generated reply decodes");
+    assert_eq!(expected.policy_assignment.len(), REPLY_ASSIGNMENTS);
+    assert_eq!(expected.to_xml().expect("encodes"), text, "the generated reply is canonical");
+    let mut utf16 = Vec::with_capacity(text.len() * 2 + 2);
+    body::encode_body(&text, &mut utf16);
+    let compressed = zlib::compress(&utf16);
+
+    // The MP signs its reply (`authenticate` hook); the client has pinned its certificate.
+    let mp = cert::generate_mixed_mode_single("MP01", SystemTime::now()).expect("an MP identity");
+    let signer = ReplySigner {
+        key: mp.signing_key(),
+        hash: HashAlgorithm::Sha256,
+        sender_machines: "MP01;mp01.corp.example",
+        site_code: "P01",
+    };
+    let verifier = ReplyVerifier::from_certificate(mp.signing_cert())
+        .expect("a verifier")
+        .with_hash(HashAlgorithm::Sha256)
+        .with_site_code("P01")
+        .require_signature(true);
+    let header = Msg::from_xml(&read_document("msg/reply-authenticate.xml")).expect("a header");
+    let http = HttpReply {
+        status: 200,
+        headers: vec![("Content-Type".to_owned(), multipart::content_type())],
+        body: reply::encode_sync_reply(header, &text, true, Some(&signer)).expect("a reply"),
+    };
+    let host = HostName::new("mp01.corp.example").expect("a host name");
+    let received = decode_reply(&http, &host, Some(&verifier));
+    assert_eq!(received.signature, ReplySignature::Verified);
+    assert!(received.reply == expected, "the framed reply decodes to the generated one");
+    println!(
+        "reply_1mb: document {} bytes, {REPLY_ASSIGNMENTS} assignments, UTF-16LE body {} bytes, \
+         compressed {} bytes (ratio {:.1}:1), HTTP body {} bytes",
+        text.len(),
+        utf16.len(),
+        compressed.len(),
+        utf16.len() as f64 / compressed.len() as f64,
+        http.body.len()
+    );
+
+    let mut group = configure(c, "reply_1mb");
+    group.throughput(Throughput::Bytes(u64::try_from(text.len()).expect("a size")));
+    group.bench_function("decode", |b| {
+        b.iter(|| decode_reply(black_box(&http), &host, Some(&verifier)));
+    });
+    group.bench_function("decode_unverified", |b| {
+        b.iter(|| decode_reply(black_box(&http), &host, None));
+    });
+    // Diagnostics: each stage alone.
+    group.bench_function("stage/inflate", |b| {
+        b.iter(|| zlib::inflate(black_box(&compressed), InflateLimits::default()).expect("ok"));
+    });
+    group.bench_function("stage/utf16_decode", |b| {
+        b.iter(|| body::decode_body(black_box(&utf16)).expect("ok"));
+    });
+    group.bench_function("stage/typed_decode", |b| {
+        b.iter(|| ReplyAssignments::from_xml(black_box(&text)).expect("ok"));
+    });
+    group.finish();
+}
+
+/// Whether to run the CPU-time checks: in a measuring run (`--bench`) without `--test`,
+/// `--list` or `--profile-time`, so profiling and test runs stay quick.
+fn cpu_checks_enabled() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench")
+        && !args.iter().any(|a| a == "--test" || a == "--list" || a == "--profile-time")
+        && std::env::var_os("PIPELINE_NO_CPU_CHECK").is_none()
+}
+
+/// Whether group `name` runs: every group unless `PIPELINE_ONLY` (group names separated by
+/// commas) leaves it out, so that a profile of one benchmark skips the other groups' setup.
+fn selected(name: &str) -> bool {
+    std::env::var("PIPELINE_ONLY").map_or(true, |only| only.split(',').any(|g| g.trim() == name))
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    if selected("ddr_signed") {
+        ddr_signed(&mut c);
+    }
+    if selected("hinv_2mb") {
+        hinv_2mb(&mut c);
+    }
+    if selected("reply_1mb") {
+        reply_1mb(&mut c);
+    }
+    c.final_summary();
+}
