@@ -4,7 +4,9 @@
 //!
 //! Every operation runs in one database transaction, and returns only after it commits: a
 //! message is acknowledged only once it is stored ("nothing received is lost"). Refusals are
-//! recorded in the message log (with their reason code) in that transaction too.
+//! recorded in the message log (with their reason code) in that transaction too. Inside
+//! [`Site::group`] (group commit, what the server uses) an operation is a savepoint of the
+//! group's transaction instead, and is acknowledged only once the whole group has committed.
 //!
 //! # Documented decisions
 //!
@@ -78,8 +80,10 @@
 //! (protocol §3.8, §4.2.3).
 
 use core::fmt;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use cmmp_model::kinds::{
@@ -114,6 +118,7 @@ use cmmp_transport::msg::{hook_property, hooks};
 use cmmp_transport::sign::{HashAlgorithm, from_hex, verify_reversed, verify_reversed_no_oid};
 use cmmp_transport::wire::{DecodedRequest, Vdir};
 use openssl::asn1::Asn1Time;
+use openssl::pkey::{PKey, Public};
 use openssl::x509::X509;
 
 use crate::error::Error;
@@ -597,6 +602,31 @@ impl Site {
         match result {
             Err(Error::Refused(r)) => Ok(Handled::Refused(r)),
             other => other,
+        }
+    }
+
+    /// Runs several operations as one group that commits together (group commit): `f` calls
+    /// any of the site's operations, and each keeps its own outcome (a failed one is rolled
+    /// back alone, in its savepoint; a refusal is recorded as usual), but none is durable
+    /// until the group's single transaction commits, which happens before this returns.
+    ///
+    /// `Ok` carries `f`'s value: whatever its operations returned is committed. `Err` means the
+    /// group did not commit and nothing of it is stored, whatever the operations returned; a
+    /// server answers none of them as accepted. A panic in `f` rolls the group back and
+    /// resumes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the transaction cannot begin or commit; [`Error::Invalid`] when
+    /// called inside `f`.
+    pub fn group<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Result<T, Error> {
+        self.store.begin_group()?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(value) => self.store.end_group(true).map(|()| value),
+            Err(panic) => {
+                let _ = self.store.end_group(false);
+                std::panic::resume_unwind(panic)
+            }
         }
     }
 
@@ -1719,13 +1749,48 @@ fn verify_with(
     signature: &[u8],
     what: &'static str,
 ) -> Result<(), Refusal> {
-    let cert = X509::from_der(der).map_err(|_| Refusal::InvalidCertificate {
-        reason: "the registered certificate is not DER X.509",
-    })?;
-    let public = cert.public_key().map_err(|_| Refusal::InvalidCertificate {
-        reason: "the certificate's key is unreadable",
+    let public = certificate_key(der).map_err(|e| Refusal::InvalidCertificate {
+        reason: match e {
+            KeyFailure::Certificate => "the registered certificate is not DER X.509",
+            KeyFailure::Key => "the certificate's key is unreadable",
+        },
     })?;
     verify_reversed(&public, hash, data, signature).map_err(|_| Refusal::BadSignature { what })
+}
+
+/// Why a certificate gives no public key.
+#[derive(Debug, Clone, Copy)]
+enum KeyFailure {
+    /// Not DER X.509.
+    Certificate,
+    /// The key in it is unreadable.
+    Key,
+}
+
+/// Certificates whose public keys are remembered ([`certificate_key`]); past this many the
+/// memo starts over.
+const KEY_MEMO_ENTRIES: usize = 4096;
+
+/// The public key of the certificate `der`, memoised by the DER bytes.
+///
+/// Every signed message is checked against a registered certificate, and decoding the
+/// certificate (OpenSSL 3's decoders) costs several times the RSA verification itself; the
+/// DER bytes determine the key, so remembering it changes no decision. Failures are not
+/// remembered.
+fn certificate_key(der: &[u8]) -> Result<PKey<Public>, KeyFailure> {
+    static MEMO: OnceLock<Mutex<BTreeMap<Vec<u8>, PKey<Public>>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Mutex::default);
+    if let Some(key) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(der) {
+        return Ok(key.clone());
+    }
+    let cert = X509::from_der(der).map_err(|_| KeyFailure::Certificate)?;
+    let key = cert.public_key().map_err(|_| KeyFailure::Key)?;
+    let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if memo.len() >= KEY_MEMO_ENTRIES {
+        memo.clear();
+    }
+    memo.insert(der.to_vec(), key.clone());
+    Ok(key)
 }
 
 /// A new SMSID no record has: `GUID:` and a random version-4 GUID.
@@ -2537,8 +2602,8 @@ fn signing_cert_of(tx: &Tx<'_>, client: &ClientRecord) -> Result<Vec<u8>, Denied
     }
 }
 
-fn public_key(der: &[u8]) -> Result<openssl::pkey::PKey<openssl::pkey::Public>, Refusal> {
-    X509::from_der(der).and_then(|c| c.public_key()).map_err(|_| Refusal::InvalidCertificate {
+fn public_key(der: &[u8]) -> Result<PKey<Public>, Refusal> {
+    certificate_key(der).map_err(|_| Refusal::InvalidCertificate {
         reason: "the registered certificate is unreadable",
     })
 }

@@ -16,9 +16,20 @@
 //!
 //! A message is acknowledged only after the site committed it: the site's work runs to the
 //! end of its transaction before the reply is written.
+//!
+//! **Group commit.** Decoding (multipart, inflate, UTF-16, XML) runs on the blocking pool,
+//! in parallel. The site's work for `CCM_POST` requests runs on one committer thread: it takes
+//! every decoded request waiting for it (at most [`MAX_GROUP`]), handles each in a savepoint of
+//! one transaction ([`Site::group`]: the endpoint's fault, the size limit, the site's rules),
+//! commits once, and only then hands each request its answer. Requests that arrive during a commit wait for the next group, so the cost of a
+//! commit (its `fsync`, its WAL pages) is shared by the requests in flight. Each request keeps
+//! its own outcome (a failed one is rolled back alone); a group that cannot commit answers every
+//! request in it with HTTP 500, and none of them was stored.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -46,10 +57,17 @@ pub const HTML_500_PAGE: &str =
 /// The largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
+/// The most requests the committer handles in one transaction.
+const MAX_GROUP: usize = 256;
+
 /// The site and the MP's identity, shared by the connections.
 pub(crate) struct Shared {
     pub(crate) site: Mutex<Site>,
     pub(crate) identity: Identity,
+    /// The largest request body read (from the site's `max_message_bytes`, fixed at start).
+    max_body: usize,
+    /// Decoded `CCM_POST` requests for the committer thread.
+    commits: mpsc::Sender<Job>,
 }
 
 impl Shared {
@@ -87,7 +105,16 @@ impl Emulator {
         let listener =
             TcpListener::bind(listen).await.map_err(|e| Error::io(format!("bind {listen}"), e))?;
         let addr = listener.local_addr().map_err(|e| Error::io("local address", e))?;
-        let shared = Arc::new(Shared { site: Mutex::new(site), identity });
+        let limit = site.config().switches.max_message_bytes;
+        // Room for the multipart framing and header part around the largest message accepted.
+        let max_body = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
+        let (commits, jobs) = mpsc::channel();
+        let shared = Arc::new(Shared { site: Mutex::new(site), identity, max_body, commits });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("cmmp-emulator-commit".to_owned())
+            .spawn(move || committer(&jobs, &weak))
+            .map_err(|e| Error::io("start the committer thread", e))?;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let serving = Arc::clone(&shared);
         let task = tokio::spawn(async move {
@@ -199,7 +226,7 @@ enum Action {
 }
 
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
-    let request = match read_request(&mut stream, max_body(&shared)).await {
+    let request = match read_request(&mut stream, shared.max_body).await {
         Ok(Some(r)) => r,
         Ok(None) => return,
         Err(status) => {
@@ -212,12 +239,6 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         let _ = write_response(&mut stream, &response).await;
     }
     let _ = stream.shutdown().await;
-}
-
-fn max_body(shared: &Shared) -> usize {
-    let limit = shared.site().config().switches.max_message_bytes;
-    // Room for the multipart framing and header part around the largest message accepted.
-    usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1024 * 1024)
 }
 
 /// Reads one request; `Err(status)` for one that cannot be read.
@@ -351,7 +372,20 @@ async fn blocking<F: FnOnce() -> Response + Send + 'static>(f: F) -> Response {
 
 /// Applies an injected fault for `endpoint`; `Some` when it decides the answer.
 async fn fault(shared: &Arc<Shared>, endpoint: &str) -> (Option<Action>, bool) {
-    let kind = shared.site().fault_for(endpoint).ok().flatten();
+    let kind = {
+        let shared = Arc::clone(shared);
+        let endpoint = endpoint.to_owned();
+        tokio::task::spawn_blocking(move || shared.site().fault_for(&endpoint).ok().flatten())
+            .await
+            .ok()
+            .flatten()
+    };
+    apply_fault(kind).await
+}
+
+/// What an injected fault (looked up with [`Site::fault_for`]) does to the answer: `Some`
+/// when it decides it; `true` to force a pending registration.
+async fn apply_fault(kind: Option<FaultKind>) -> (Option<Action>, bool) {
     match kind {
         None => (None, false),
         Some(FaultKind::EmptyReply) => (Some(Action::Respond(Response::empty())), false),
@@ -369,57 +403,137 @@ async fn fault(shared: &Arc<Shared>, endpoint: &str) -> (Option<Action>, bool) {
 }
 
 async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Action {
-    // The endpoint decides which fault applies; peek at it cheaply by decoding first.
+    // Decode off the async threads, in parallel with other requests.
     let decoded = {
         let shared = Arc::clone(shared);
         let content_type = request.header("content-type").map(str::to_owned);
         let body = request.body;
         tokio::task::spawn_blocking(move || {
             let key = (shared.identity.encryption_key(), shared.identity.encryption_cert());
-            decode_request_with_key(
+            let decoded = decode_request_with_key(
                 content_type.as_deref(),
                 &body,
                 DecodeLimits::default(),
                 Some(key),
-            )
-            .map_err(|e| (e.to_string(), body.len()))
+            );
+            match decoded {
+                Ok(d) => Ok(d),
+                Err(e) => {
+                    let _ =
+                        shared.site().record_undecodable("CCM_POST", &e.to_string(), Utc::now());
+                    Err(())
+                }
+            }
         })
         .await
     };
     let decoded = match decoded {
-        Ok(Ok(d)) => d,
-        Ok(Err((reason, _len))) => {
-            let shared = Arc::clone(shared);
-            return Action::Respond(
-                blocking(move || {
-                    let _ = shared.site().record_undecodable("CCM_POST", &reason, Utc::now());
-                    Response::empty()
-                })
-                .await,
-            );
-        }
+        Ok(Ok(d)) => Arc::new(d),
+        Ok(Err(())) => return Action::Respond(Response::empty()),
         Err(_) => return Action::Respond(Response::html(500, HTML_500_PAGE)),
     };
-    let endpoint = decoded.header.target_endpoint.clone();
-    let (faulted, force_pending) = fault(shared, &endpoint).await;
-    if let Some(action) = faulted {
-        return action;
+    // The committer looks up the fault for the message's endpoint first (the endpoint decides
+    // which applies); a fault that decides the answer comes back instead of an answer, a delay
+    // is waited out here and the request handled after it.
+    let mut fault_checked = false;
+    let answered = loop {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let job = Job { decoded: Arc::clone(&decoded), vdir, fault_checked, done };
+        if shared.commits.send(job).is_err() {
+            return Action::Respond(Response::html(500, HTML_500_PAGE));
+        }
+        match answer.await {
+            Ok(Ok(Answer::Handled(answered))) => break *answered,
+            Ok(Ok(Answer::Fault(kind))) => {
+                if let (Some(action), _) = apply_fault(Some(kind)).await {
+                    return action;
+                }
+                fault_checked = true;
+            }
+            Ok(Err(())) | Err(_) => return Action::Respond(Response::html(500, HTML_500_PAGE)),
+        }
+    };
+    if delivery_of(&decoded.header) == DeliveryKind::Post {
+        return Action::Respond(respond(&decoded, answered, shared));
     }
+    // A reply to write (XML, zlib, perhaps a signature): off the async threads.
     let shared = Arc::clone(shared);
-    Action::Respond(blocking(move || answer(&decoded, vdir, force_pending, &shared)).await)
+    Action::Respond(blocking(move || respond(&decoded, answered, &shared)).await)
 }
 
-fn delivery_of(header: &Msg) -> DeliveryKind {
-    match &header.reply_mode {
-        Some(ReplyModeValue::Async) => DeliveryKind::Post,
-        Some(ReplyModeValue::Other(s)) if s.eq_ignore_ascii_case("async") => DeliveryKind::Post,
-        _ => DeliveryKind::Invoke,
+/// A decoded `CCM_POST` request waiting for the committer.
+struct Job {
+    decoded: Arc<DecodedRequest>,
+    vdir: Vdir,
+    /// The fault for the endpoint was looked up already (the request waited out a delay).
+    fault_checked: bool,
+    /// The site's answer, sent once the group it was handled in has committed; `Err` when it
+    /// failed or the group did not commit (answered with HTTP 500).
+    done: tokio::sync::oneshot::Sender<Result<Answer, ()>>,
+}
+
+/// What the committer sends back for a request.
+enum Answer {
+    /// The site handled it.
+    Handled(Box<Answered>),
+    /// An injected fault decides the answer, or delays it (see [`apply_fault`]); the site did
+    /// not handle the request.
+    Fault(FaultKind),
+}
+
+/// The site's answer to a request, with what the reply needs from the site file.
+struct Answered {
+    handled: Handled,
+    sign: bool,
+    site_code: String,
+    mp_host: String,
+}
+
+/// The committer thread: handles waiting requests in groups, each group in one transaction
+/// (see the module docs). Ends when the server is gone.
+fn committer(jobs: &mpsc::Receiver<Job>, shared: &Weak<Shared>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        let answers = commit_group(&shared, &group);
+        drop(shared);
+        for (job, answer) in group.into_iter().zip(answers) {
+            let _ = job.done.send(answer);
+        }
     }
 }
 
-fn answer(decoded: &DecodedRequest, vdir: Vdir, force_pending: bool, shared: &Shared) -> Response {
-    let delivery = delivery_of(&decoded.header);
+/// Handles `group` in one transaction; the answers only once it committed.
+fn commit_group(shared: &Shared, group: &[Job]) -> Vec<Result<Answer, ()>> {
     let mut site = shared.site();
+    // A panic rolls the whole group back (`Site::group`); its requests get HTTP 500.
+    let answers = catch_unwind(AssertUnwindSafe(|| {
+        site.group(|site| group.iter().map(|job| handle(site, job)).collect::<Vec<_>>())
+    }));
+    match answers {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(_)) | Err(_) => group.iter().map(|_| Err(())).collect(),
+    }
+}
+
+/// The site's work for one request (savepoints of the group's transaction): the fault for
+/// its endpoint, the size limit, the site's rules.
+fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
+    let decoded = &job.decoded;
+    let mut force_pending = false;
+    if !job.fault_checked {
+        match site.fault_for(&decoded.header.target_endpoint).ok().flatten() {
+            None => {}
+            Some(FaultKind::RegistrationPending) => force_pending = true,
+            Some(kind) => return Ok(Answer::Fault(kind)),
+        }
+    }
     // The site's size limit (M13) counts the message as decoded: body text and attachments.
     let size =
         decoded.body_xml.len() + decoded.attachments.iter().map(|(_, b)| b.len()).sum::<usize>();
@@ -430,18 +544,35 @@ fn answer(decoded: &DecodedRequest, vdir: Vdir, force_pending: bool, shared: &Sh
         decoded.header.source_id,
         Utc::now(),
     );
-    let handled = match checked.and_then(|()| site.handle(decoded, vdir, force_pending, Utc::now()))
-    {
-        Ok(h) => h,
-        Err(e) => match e.refusal() {
-            Some(r) => Handled::Refused(r.clone()),
-            None => return Response::html(500, HTML_500_PAGE),
-        },
-    };
-    let sign = site.config().switches.sign_replies;
-    let site_code = site.config().site_code.to_string();
-    let mp_host = site.config().management_point.host.as_str().to_owned();
-    drop(site);
+    let handled =
+        match checked.and_then(|()| site.handle(decoded, job.vdir, force_pending, Utc::now())) {
+            Ok(h) => h,
+            Err(e) => match e.refusal() {
+                Some(r) => Handled::Refused(r.clone()),
+                None => return Err(()),
+            },
+        };
+    let config = site.config();
+    Ok(Answer::Handled(Box::new(Answered {
+        handled,
+        sign: config.switches.sign_replies,
+        site_code: config.site_code.to_string(),
+        mp_host: config.management_point.host.as_str().to_owned(),
+    })))
+}
+
+fn delivery_of(header: &Msg) -> DeliveryKind {
+    match &header.reply_mode {
+        Some(ReplyModeValue::Async) => DeliveryKind::Post,
+        Some(ReplyModeValue::Other(s)) if s.eq_ignore_ascii_case("async") => DeliveryKind::Post,
+        _ => DeliveryKind::Invoke,
+    }
+}
+
+/// The HTTP answer to a handled request, framed like an MP (§2.7/§2.8).
+fn respond(decoded: &DecodedRequest, answered: Answered, shared: &Shared) -> Response {
+    let delivery = delivery_of(&decoded.header);
+    let Answered { handled, sign, site_code, mp_host } = answered;
     let xml = match handled {
         Handled::Registration(r) => r.to_xml(),
         Handled::Assignments(r) => r.to_xml(),

@@ -12,6 +12,9 @@
 //! Durability: the database runs in WAL mode with `synchronous = FULL`, so a transaction is
 //! on disk when its commit returns; the site's operations each run in one transaction and
 //! return only after it commits ("a message is acknowledged only after it is committed").
+//! Several operations may share one transaction (group commit, [`crate::Site::group`]): each
+//! is a savepoint of its own, rolled back alone when it fails, and the group's single commit
+//! (one `fsync` for all of them) returns before any of them is acknowledged.
 //!
 //! # Schema (version 1)
 //!
@@ -37,6 +40,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cmmp_model::value::SmsId;
+use rusqlite::config::DbConfig;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -107,6 +111,9 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// The site database.
 pub struct Store {
     conn: Connection,
+    /// Inside a group ([`Store::begin_group`]): each [`Store::write`] is a savepoint of the
+    /// group's transaction.
+    grouped: bool,
 }
 
 impl fmt::Debug for Store {
@@ -144,10 +151,21 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            // A page cache of 64 MiB (SQLite's default is 2 MiB): the indexes a Post touches
+            // (message IDs, clients, discovery, versions) stay in memory on a large site.
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            // Every statement of `Tx` goes through the prepared statement cache (`Cached`);
+            // room for all of them, so none is parsed twice.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            // The query planner stability guarantee: a statement's plan does not depend on the
+            // values bound to it. Without it SQLite marks some statements (an `ORDER BY` over
+            // a table that grew) to be compiled again each time a new value is bound, which
+            // defeats the statement cache on every Post.
+            conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
             Ok(())
         };
         setup().map_err(store("configure the database"))?;
-        let mut store = Self { conn };
+        let mut store = Self { conn, grouped: false };
         store.migrate()?;
         Ok(store)
     }
@@ -197,10 +215,17 @@ impl Store {
 
     /// Runs `f` in one write transaction: committed when `f` returns `Ok`, rolled back when
     /// it returns `Err`.
+    ///
+    /// Inside a group ([`Store::begin_group`]) `f` runs in a savepoint of the group's
+    /// transaction instead: released when `f` returns `Ok`, rolled back when it returns `Err`,
+    /// and committed with the whole group by [`Store::end_group`].
     pub(crate) fn write<T>(
         &mut self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        if self.grouped {
+            return self.savepoint(f);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -210,12 +235,122 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs `f` over a consistent snapshot.
+    /// Runs `f` over a consistent snapshot (inside a group: the group's transaction, with
+    /// what the group wrote so far).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        if self.grouped {
+            return f(&Tx { conn: &self.conn });
+        }
         let tx = self.conn.unchecked_transaction().map_err(store("begin a read"))?;
         let value = f(&Tx { conn: &tx })?;
         tx.finish().map_err(store("end a read"))?;
         Ok(value)
+    }
+
+    /// Starts a group of operations that commit together (group commit): one transaction, in
+    /// which every [`Store::write`] until [`Store::end_group`] is a savepoint of its own.
+    ///
+    /// An operation that fails is rolled back alone; none is durable before the group commits.
+    pub(crate) fn begin_group(&mut self) -> Result<(), Error> {
+        if self.grouped {
+            return Err(Error::Invalid("a group of operations is already open".to_owned()));
+        }
+        self.conn.execute_cached("BEGIN IMMEDIATE", []).map_err(store("begin a group"))?;
+        self.grouped = true;
+        Ok(())
+    }
+
+    /// Ends the group: commits it when `commit`, else rolls it back. `Ok` means every
+    /// operation of the group that returned `Ok` is committed (durable as the `synchronous`
+    /// setting makes commits, see the module docs).
+    pub(crate) fn end_group(&mut self, commit: bool) -> Result<(), Error> {
+        self.grouped = false;
+        if self.conn.is_autocommit() {
+            // SQLite rolled the transaction back itself (an I/O error, a full disk): none of
+            // the group was stored.
+            return Err(Error::Store { what: "commit a group", source: StoreError(aborted()) });
+        }
+        if commit {
+            match self.conn.execute_cached("COMMIT", []) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    if !self.conn.is_autocommit() {
+                        let _ = self.conn.execute_cached("ROLLBACK", []);
+                    }
+                    return Err(store("commit a group")(e));
+                }
+            }
+        }
+        self.conn.execute_cached("ROLLBACK", []).map_err(store("roll a group back"))?;
+        Ok(())
+    }
+
+    /// One operation of a group, in a savepoint.
+    fn savepoint<T>(&mut self, f: impl FnOnce(&Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        if self.conn.is_autocommit() {
+            // The group's transaction is gone (SQLite rolled it back after an I/O error): write
+            // nothing more outside it; the group ends in an error.
+            return Err(Error::Store { what: "continue a group", source: StoreError(aborted()) });
+        }
+        self.conn.execute_cached("SAVEPOINT operation", []).map_err(store("begin an operation"))?;
+        let value = f(&Tx { conn: &self.conn });
+        let ended = match &value {
+            Ok(_) => self.conn.execute_cached("RELEASE operation", []),
+            Err(_) => self.conn.execute_cached("ROLLBACK TO operation", []),
+        };
+        if value.is_err() || ended.is_err() {
+            // A rolled-back savepoint stays open until released; a release that failed is
+            // rolled back (it wrote nothing then).
+            if ended.is_err() {
+                let _ = self.conn.execute_cached("ROLLBACK TO operation", []);
+            }
+            let _ = self.conn.execute_cached("RELEASE operation", []);
+        }
+        ended.map_err(store("end an operation"))?;
+        value
+    }
+}
+
+/// The error of a group whose transaction SQLite ended on its own.
+fn aborted() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("the group's transaction was rolled back".to_owned()),
+    )
+}
+
+/// When a Post with a `Msg/ID` from an SMSID was first stored.
+const MESSAGE_STORED: &str = "SELECT received_ms FROM messages WHERE message_id = ?1 \
+    AND outcome = 'stored' AND smsid IS ?2 ORDER BY id LIMIT 1";
+
+/// Prepared statements kept per connection: more than the site has, so the hot ones (a Post
+/// runs about a dozen) are compiled once per connection rather than once per message.
+const STATEMENT_CACHE: usize = 64;
+
+/// Statements through the connection's prepared statement cache (the SQL text is the key).
+trait Cached {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+
+    fn query_row_cached<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
     }
 }
 
@@ -630,7 +765,7 @@ impl Tx<'_> {
     pub(crate) fn insert_client(&self, c: &NewClient<'_>) -> Result<ClientId, Error> {
         let now = ms(c.now);
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO clients (smsid, signing_cert, encryption_cert, hash_algorithm, \
                  hardware_id, agent_type, agent_identity, agent_version, netbios_name, fqdn, \
                  proxy_id, approved, registered, blocked, obsolete, imported_proxy, created_ms, \
@@ -662,7 +797,7 @@ impl Tx<'_> {
     /// Writes every mutable column of `c` back.
     pub(crate) fn save_client(&self, c: &ClientRecord) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "UPDATE clients SET smsid = ?2, signing_cert = ?3, encryption_cert = ?4, \
                  hash_algorithm = ?5, hardware_id = ?6, agent_type = ?7, agent_identity = ?8, \
                  agent_version = ?9, netbios_name = ?10, fqdn = ?11, proxy_id = ?12, \
@@ -696,14 +831,17 @@ impl Tx<'_> {
 
     pub(crate) fn touch_client(&self, id: ClientId, now: DateTime<Utc>) -> Result<(), Error> {
         self.conn
-            .execute("UPDATE clients SET last_seen_ms = ?2 WHERE id = ?1", params![id.0, ms(now)])
+            .execute_cached(
+                "UPDATE clients SET last_seen_ms = ?2 WHERE id = ?1",
+                params![id.0, ms(now)],
+            )
             .map_err(store("update a client"))?;
         Ok(())
     }
 
     pub(crate) fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 concat!(client_select!(), " WHERE c.id = ?1"),
                 params![id.0],
                 client_from_row,
@@ -714,7 +852,7 @@ impl Tx<'_> {
 
     pub(crate) fn client_by_smsid(&self, smsid: &SmsId) -> Result<Option<ClientRecord>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 concat!(client_select!(), " WHERE c.smsid = ?1"),
                 params![smsid.to_string()],
                 client_from_row,
@@ -752,7 +890,7 @@ impl Tx<'_> {
 
     pub(crate) fn delete_client(&self, id: ClientId) -> Result<(), Error> {
         self.conn
-            .execute("DELETE FROM clients WHERE id = ?1", params![id.0])
+            .execute_cached("DELETE FROM clients WHERE id = ?1", params![id.0])
             .map_err(store("delete a client"))?;
         Ok(())
     }
@@ -771,7 +909,9 @@ impl Tx<'_> {
             "UPDATE clients SET proxy_id = ?2 WHERE proxy_id = ?1",
         ];
         for sql in moves {
-            self.conn.execute(sql, params![from.0, to.0]).map_err(store("merge client records"))?;
+            self.conn
+                .execute_cached(sql, params![from.0, to.0])
+                .map_err(store("merge client records"))?;
         }
         Ok(())
     }
@@ -787,7 +927,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<ConflictId, Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO conflicts (parked_id, parked_smsid, existing_id, hardware_id, \
                  created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![parked.0, parked_smsid.to_string(), existing.0, hardware_id, ms(now)],
@@ -798,7 +938,7 @@ impl Tx<'_> {
 
     pub(crate) fn conflict(&self, id: ConflictId) -> Result<Option<ConflictRecord>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 concat!(conflict_select!(), " WHERE id = ?1"),
                 params![id.0],
                 conflict_from_row,
@@ -824,7 +964,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "UPDATE conflicts SET resolved_ms = ?2, resolution = ?3, parked_id = ?4 \
                  WHERE id = ?1",
                 params![id.0, ms(now), resolution, parked.map(|p| p.0)],
@@ -842,12 +982,7 @@ impl Tx<'_> {
         smsid: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, Error> {
         self.conn
-            .query_row(
-                "SELECT received_ms FROM messages WHERE message_id = ?1 AND outcome = 'stored' \
-                 AND smsid IS ?2 ORDER BY id LIMIT 1",
-                params![message_id, smsid],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row_cached(MESSAGE_STORED, params![message_id, smsid], |r| r.get::<_, i64>(0))
             .optional()
             .map(|o| o.map(time))
             .map_err(store("look up a message ID"))
@@ -855,7 +990,7 @@ impl Tx<'_> {
 
     pub(crate) fn insert_message(&self, m: &NewMessage<'_>) -> Result<i64, Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO messages (message_id, endpoint, kind, client_id, smsid, received_ms, \
                  outcome, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -931,7 +1066,7 @@ impl Tx<'_> {
     pub(crate) fn upsert_discovery(&self, d: &DiscoveryRecord) -> Result<(), Error> {
         let ips = serde_json::to_string(&d.ip_addresses).unwrap_or_else(|_| "[]".to_owned());
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO discovery (client_id, netbios_name, domain, ad_site, hardware_uuid, \
                  ip_addresses, report_xml, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (client_id) DO UPDATE SET netbios_name = excluded.netbios_name, \
@@ -955,7 +1090,7 @@ impl Tx<'_> {
 
     pub(crate) fn discovery(&self, client: ClientId) -> Result<Option<DiscoveryRecord>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 "SELECT client_id, netbios_name, domain, ad_site, hardware_uuid, ip_addresses, \
                  report_xml, updated_ms FROM discovery WHERE client_id = ?1",
                 params![client.0],
@@ -986,7 +1121,7 @@ impl Tx<'_> {
         action: &str,
     ) -> Result<Option<InventoryVersion>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 concat!(version_select!(), " WHERE client_id = ?1 AND action = ?2"),
                 params![client.0, action],
                 version_from_row,
@@ -1016,7 +1151,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO inventory_versions (client_id, action, major, minor, \
                  resync_requested_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
                  ON CONFLICT (client_id, action) DO UPDATE SET major = excluded.major, \
@@ -1035,7 +1170,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO inventory_versions (client_id, action, major, minor, \
                  resync_requested_ms, updated_ms) VALUES (?1, ?2, NULL, NULL, ?3, ?3) \
                  ON CONFLICT (client_id, action) DO UPDATE SET \
@@ -1049,7 +1184,7 @@ impl Tx<'_> {
 
     pub(crate) fn clear_instances(&self, client: ClientId, action: &str) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "DELETE FROM inventory_instances WHERE client_id = ?1 AND action = ?2",
                 params![client.0, action],
             )
@@ -1059,7 +1194,7 @@ impl Tx<'_> {
 
     pub(crate) fn upsert_instance(&self, i: &InventoryInstance) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO inventory_instances (client_id, action, class, instance_key, \
                  namespace, xml, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                  ON CONFLICT (client_id, action, class, instance_key) DO UPDATE SET \
@@ -1079,7 +1214,7 @@ impl Tx<'_> {
     ) -> Result<bool, Error> {
         let n = self
             .conn
-            .execute(
+            .execute_cached(
                 "DELETE FROM inventory_instances WHERE client_id = ?1 AND action = ?2 \
                  AND class = ?3 AND instance_key = ?4",
                 params![client.0, action, class, key],
@@ -1116,7 +1251,7 @@ impl Tx<'_> {
         message_row: i64,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO collected_files (client_id, message_row, collection, file_id, name, \
                  path, size, last_write_date, content, received_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -1170,7 +1305,7 @@ impl Tx<'_> {
     ) -> Result<bool, Error> {
         let n = self
             .conn
-            .execute(
+            .execute_cached(
                 "INSERT OR IGNORE INTO state_messages (client_id, serial, message_row, \
                  message_time, topic_id, topic_type, state_id, xml, received_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1220,7 +1355,7 @@ impl Tx<'_> {
         message_row: i64,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO status_messages (client_id, message_row, status_type, xml, \
                  received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.client.map(|c| c.0), message_row, s.status_type, s.xml, ms(s.received)],
@@ -1255,7 +1390,7 @@ impl Tx<'_> {
         message_row: i64,
     ) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO metering (client_id, message_row, product_name, file_name, \
                  metered_data_id, start_time, end_time, user_name, status, received_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -1311,7 +1446,7 @@ impl Tx<'_> {
 
     pub(crate) fn policy_by_id(&self, policy_id: &str) -> Result<Option<StoredPolicy>, Error> {
         self.conn
-            .query_row(
+            .query_row_cached(
                 concat!(policy_select!(), " WHERE policy_id = ?1"),
                 params![policy_id],
                 policy_from_row,
@@ -1329,7 +1464,7 @@ impl Tx<'_> {
     ) -> Result<bool, Error> {
         let existing = self
             .conn
-            .query_row(
+            .query_row_cached(
                 concat!(policy_select!(), " WHERE assignment_id = ?1"),
                 params![p.assignment_id],
                 policy_from_row,
@@ -1340,7 +1475,7 @@ impl Tx<'_> {
             return Ok(false);
         }
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO policies (assignment_id, policy_id, version, category, scope, flags, \
                  ready_after_secs, body, source, changed_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -1369,16 +1504,18 @@ impl Tx<'_> {
     pub(crate) fn delete_policy(&self, assignment_id: &str) -> Result<bool, Error> {
         let n = self
             .conn
-            .execute("DELETE FROM policies WHERE assignment_id = ?1", params![assignment_id])
+            .execute_cached("DELETE FROM policies WHERE assignment_id = ?1", params![assignment_id])
             .map_err(store("delete a policy"))?;
         Ok(n > 0)
     }
 
     pub(crate) fn policy_changed(&self) -> Result<Option<DateTime<Utc>>, Error> {
         self.conn
-            .query_row("SELECT value FROM site_state WHERE name = 'policy_changed_ms'", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row_cached(
+                "SELECT value FROM site_state WHERE name = 'policy_changed_ms'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()
             .map(|o| o.map(time))
             .map_err(store("read the policy change time"))
@@ -1386,7 +1523,7 @@ impl Tx<'_> {
 
     pub(crate) fn set_policy_changed(&self, now: DateTime<Utc>) -> Result<(), Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO site_state (name, value) VALUES ('policy_changed_ms', ?1) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 params![ms(now)],
@@ -1404,7 +1541,7 @@ impl Tx<'_> {
         now: DateTime<Utc>,
     ) -> Result<FaultId, Error> {
         self.conn
-            .execute(
+            .execute_cached(
                 "INSERT INTO faults (endpoint, kind, delay_ms, remaining, source, created_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -1422,7 +1559,7 @@ impl Tx<'_> {
 
     pub(crate) fn delete_faults_from(&self, source: Source) -> Result<(), Error> {
         self.conn
-            .execute("DELETE FROM faults WHERE source = ?1", params![source.as_str()])
+            .execute_cached("DELETE FROM faults WHERE source = ?1", params![source.as_str()])
             .map_err(store("delete faults"))?;
         Ok(())
     }
@@ -1430,13 +1567,13 @@ impl Tx<'_> {
     pub(crate) fn delete_fault(&self, id: FaultId) -> Result<bool, Error> {
         let n = self
             .conn
-            .execute("DELETE FROM faults WHERE id = ?1", params![id.0])
+            .execute_cached("DELETE FROM faults WHERE id = ?1", params![id.0])
             .map_err(store("delete a fault"))?;
         Ok(n > 0)
     }
 
     pub(crate) fn delete_all_faults(&self) -> Result<(), Error> {
-        self.conn.execute("DELETE FROM faults", []).map_err(store("delete faults"))?;
+        self.conn.execute_cached("DELETE FROM faults", []).map_err(store("delete faults"))?;
         Ok(())
     }
 
@@ -1448,7 +1585,7 @@ impl Tx<'_> {
     pub(crate) fn take_fault(&self, endpoint: &str) -> Result<Option<FaultKind>, Error> {
         let found = self
             .conn
-            .query_row(
+            .query_row_cached(
                 concat!(
                     fault_select!(),
                     " WHERE (endpoint = '*' OR endpoint = ?1 COLLATE NOCASE) \
@@ -1466,7 +1603,7 @@ impl Tx<'_> {
             }
             Some(_) => {
                 self.conn
-                    .execute(
+                    .execute_cached(
                         "UPDATE faults SET remaining = remaining - 1 WHERE id = ?1",
                         params![fault.id.0],
                     )
@@ -1770,7 +1907,10 @@ const MIGRATIONS: &[&str] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::{SCHEMA_VERSION, Store};
+    use chrono::Utc;
+    use rusqlite::StatementStatus;
+
+    use super::{MESSAGE_STORED, MessageOutcome, NewMessage, SCHEMA_VERSION, Store};
 
     #[test]
     fn a_file_database_is_migrated_and_in_wal_mode() {
@@ -1803,5 +1943,96 @@ mod tests {
         let e = Store::open(&path).unwrap_err();
         assert!(matches!(e, crate::Error::SchemaTooNew { found: 99, .. }), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn log(store: &mut Store, id: &str) -> Result<i64, crate::Error> {
+        store.write(|tx| {
+            tx.insert_message(&NewMessage {
+                message_id: Some(id),
+                endpoint: "MP_DdrEndpoint",
+                kind: "DdrReport",
+                client: None,
+                smsid: Some("GUID:x"),
+                now: Utc::now(),
+                outcome: MessageOutcome::Stored,
+                reason: None,
+            })
+        })
+    }
+
+    fn logged(store: &Store) -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .read(|tx| tx.messages(None, 100))
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.message_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn a_group_commits_its_operations_together_and_rolls_a_failed_one_back_alone() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.begin_group().unwrap();
+        log(&mut store, "{a}").unwrap();
+        let failed = store.write(|tx| {
+            tx.insert_message(&NewMessage {
+                message_id: Some("{b}"),
+                endpoint: "MP_DdrEndpoint",
+                kind: "DdrReport",
+                client: None,
+                smsid: None,
+                now: Utc::now(),
+                outcome: MessageOutcome::Stored,
+                reason: None,
+            })?;
+            Err::<(), _>(crate::Error::Invalid("fails after writing".to_owned()))
+        });
+        assert!(failed.is_err());
+        log(&mut store, "{c}").unwrap();
+        // Reads inside the group see what it wrote so far.
+        assert_eq!(logged(&store), ["{a}", "{c}"]);
+        assert!(store.begin_group().is_err(), "groups do not nest");
+        store.end_group(true).unwrap();
+        assert_eq!(logged(&store), ["{a}", "{c}"]);
+        // After the group, writes are transactions of their own again.
+        log(&mut store, "{d}").unwrap();
+        assert_eq!(logged(&store), ["{a}", "{c}", "{d}"]);
+    }
+
+    #[test]
+    fn a_group_rolled_back_stores_nothing() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.begin_group().unwrap();
+        log(&mut store, "{a}").unwrap();
+        store.end_group(false).unwrap();
+        assert!(logged(&store).is_empty());
+    }
+
+    #[test]
+    fn a_cached_statement_is_not_compiled_again_for_new_values() {
+        let mut store = Store::open_in_memory().unwrap();
+        for i in 0..5 {
+            let id = format!("{{00000000-0000-4000-8000-00000000000{i}}}");
+            store
+                .write(|tx| {
+                    assert_eq!(tx.message_stored(&id, Some("GUID:x"))?, None);
+                    tx.insert_message(&NewMessage {
+                        message_id: Some(&id),
+                        endpoint: "MP_DdrEndpoint",
+                        kind: "DdrReport",
+                        client: None,
+                        smsid: Some("GUID:x"),
+                        now: Utc::now(),
+                        outcome: MessageOutcome::Stored,
+                        reason: None,
+                    })?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let stmt = store.conn.prepare_cached(MESSAGE_STORED).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
     }
 }
