@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use cmmp_model::msg::{Msg, ReplyModeValue};
-use cmmp_model::value::{BracedGuid, HexBytes, IsoTime};
+use cmmp_model::value::{HexBytes, IsoTime};
 use cmmp_model::{DeliveryKind, MessageExt};
 use cmmp_transport::cert::Identity;
 use cmmp_transport::multipart;
@@ -621,7 +621,8 @@ fn reply_header(request: &Msg, mp_host: &str) -> Msg {
         .unwrap_or("SccmMessaging");
     let mut msg = Msg::new(target.to_owned());
     msg.schema_version = Some("1.1".to_owned());
-    msg.id = fresh_id();
+    // A fresh message ID, made the way the client makes its own.
+    msg.id = cmmp_transport::wire::Fresh::now().ok().map(|f| f.id);
     msg.source_host = Some(mp_host.to_owned());
     msg.target_address = request.reply_to.clone();
     msg.correlation_id = request.id;
@@ -630,14 +631,6 @@ fn reply_header(request: &Msg, mp_host: &str) -> Msg {
     msg.reply_mode = Some(ReplyModeValue::Reply);
     msg.protocol = Some("http".to_owned());
     msg
-}
-
-fn fresh_id() -> Option<BracedGuid> {
-    let mut bytes = [0u8; 16];
-    openssl::rand::rand_bytes(&mut bytes).ok()?;
-    bytes[6] = (bytes[6] & 0x0F) | 0x40;
-    bytes[8] = (bytes[8] & 0x3F) | 0x80;
-    Some(BracedGuid::from_bytes(bytes))
 }
 
 fn sms_aut(query: &str, shared: &Shared) -> Response {
