@@ -22,23 +22,21 @@ use cmmp_emulator::site::ApprovalPolicy;
 use cmmp_emulator::{Emulator, Site, SiteConfig, Summary};
 use cmmp_model::MessageExt;
 use cmmp_model::kinds::{
-    ClientRegistration, ContentLocation, DdrReport, FileCollection, HinvReport, PolicyAssignments,
-    SinvReport, StateMessages, StatusMessage, WsusLocation,
+    ContentLocation, DdrReport, FileCollection, HinvReport, PolicyAssignments, SinvReport,
+    StateMessages, StatusMessage, WsusLocation,
 };
 use cmmp_model::report_common::{ReportHeader, ReportKind};
-use cmmp_model::value::{IsoTime, SmsId, SmsTime};
+use cmmp_model::value::{SmsId, SmsTime};
 use cmmp_transport::cert::{Identity, generate_mixed_mode};
 use cmmp_transport::client::{Client, ClientConfig, PolicyAuth};
 use cmmp_transport::msg::HostName;
 use cmmp_transport::payload::Attachment;
-use cmmp_transport::register::{
-    AgentType, Backoff, Registration, RegistrationFlow, RegistrationSigner, Step, build_request,
-};
+use cmmp_transport::register::{AgentType, Backoff, Registration, RegistrationSigner};
 use cmmp_transport::sign::{HashAlgorithm, TokenScheme};
 use cmmp_transport::wire::{Settings, Signer};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
-use crate::Error;
+use crate::{Error, register};
 
 /// Options of `cmmp demo`.
 #[derive(Debug, Clone)]
@@ -150,34 +148,26 @@ pub(crate) async fn run(options: DemoOptions) -> Result<i32, Error> {
 }
 
 fn progress(enabled: bool, len: u64, message: &'static str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed}") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message);
-    bar
+    if enabled { crate::progress(len, message) } else { ProgressBar::hidden() }
 }
 
 fn registration(name: &str, agent_type: AgentType, index: Option<u32>) -> Registration {
-    let host = |n: &str| {
-        HostName::new(n).unwrap_or_else(|_| HostName::new("client").expect("a valid host name"))
-    };
-    Registration {
-        netbios_name: host(name),
-        fqdn: host(&format!("{}.corp.example", name.to_ascii_lowercase())),
-        locale_id: 1033,
-        agent_identity: "cmmp-demo".to_owned(),
-        agent_version: cmmp_model::value::AgentVersion::new(5, 0, 9128, 1000),
+    let host =
+        HostName::new(name).unwrap_or_else(|_| HostName::new("client").expect("a valid host name"));
+    let hardware_id = index.map(|i| format!("2:{i:040X}"));
+    let mut reg = register::registration(
+        &host,
+        Some("corp.example"),
         agent_type,
-        internet_flag: 0,
-        agent_edition: Some(5),
-        extra: index
-            .map(|i| vec![("HardwareID1".to_owned(), format!("2:{i:040X}"))])
-            .unwrap_or_default(),
-    }
+        Some(5),
+        hardware_id.as_deref(),
+    )
+    .unwrap_or_else(|_| {
+        register::registration(&host, None, agent_type, Some(5), None)
+            .expect("a registration without a domain")
+    });
+    reg.agent_identity = "cmmp-demo".to_owned();
+    reg
 }
 
 /// Registers with the pending → confirmation loop driven by the MP's answers.
@@ -187,27 +177,16 @@ async fn register(
     identity: &Identity,
     signer: RegistrationSigner<'_>,
 ) -> Result<SmsId, Error> {
-    let mut flow = RegistrationFlow::new(Backoff::default());
-    let mut step = flow.start();
-    loop {
-        match step {
-            Step::Done { smsid, .. } => return Ok(smsid),
-            Step::Send { kind, smsid, after } => {
-                tokio::time::sleep(after).await;
-                let request = build_request(
-                    reg,
-                    identity,
-                    signer,
-                    HashAlgorithm::Sha256,
-                    kind,
-                    smsid,
-                    IsoTime::now(),
-                )?;
-                let reply = client.invoke(&ClientRegistration(request), vec![], None).await?;
-                step = flow.answer(&reply.reply)?;
-            }
-        }
-    }
+    let (smsid, _) = register::run_flow(
+        client,
+        reg,
+        identity,
+        signer,
+        HashAlgorithm::Sha256,
+        Backoff::default(),
+    )
+    .await?;
+    Ok(smsid)
 }
 
 fn header(template: &ReportHeader, id: SmsId, name: &str) -> ReportHeader {

@@ -66,7 +66,10 @@ fn wire_decode_reads_a_golden_request_and_names_a_broken_one() {
     std::fs::write(&broken, bytes).unwrap();
     let out = cmmp(&["wire", "decode", broken.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(text(&out).starts_with("CCM_POST") && text(&out).contains("error:"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("error:") && t.contains("CCM_POST /ccm_system/request request:"), "{t}");
+    assert!(t.contains("multipart body ends before its close delimiter"), "{t}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

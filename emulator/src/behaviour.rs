@@ -1383,12 +1383,13 @@ impl Site {
     ///
     /// [`Error::NotFound`] for an unknown client; store failures.
     pub fn messages(&self, smsid: Option<&SmsId>, limit: u32) -> Result<Vec<MessageRecord>, Error> {
-        self.store.read(|tx| {
-            let client = match smsid {
-                Some(s) => Some(known(tx, s)?.id),
-                None => None,
-            };
-            tx.messages(client, limit)
+        self.store.read(|tx| match smsid {
+            // Messages naming the SMSID count too: a refused one may have no client record.
+            Some(s) => {
+                let client = tx.client_by_smsid(s)?.map(|c| c.id);
+                tx.messages(Some((client, s.to_string())), limit)
+            }
+            None => tx.messages(None, limit),
         })
     }
 

@@ -1033,15 +1033,21 @@ impl Tx<'_> {
         })
     }
 
+    /// The latest messages; with `of`, those of the client record or naming the SMSID.
     pub(crate) fn messages(
         &self,
-        client: Option<ClientId>,
+        of: Option<(Option<ClientId>, String)>,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, Error> {
+        let (client, smsid) = match of {
+            Some((client, smsid)) => (client.map(|c| c.0), Some(smsid)),
+            None => (None, None),
+        };
         self.query(
             "SELECT id, message_id, endpoint, kind, client_id, smsid, received_ms, outcome, reason \
-             FROM messages WHERE (?1 IS NULL OR client_id = ?1) ORDER BY id DESC LIMIT ?2",
-            params![client.map(|c| c.0), limit],
+             FROM messages WHERE (?3 IS NULL OR client_id = ?1 OR smsid = ?3 COLLATE NOCASE) \
+             ORDER BY id DESC LIMIT ?2",
+            params![client, limit, smsid],
             |r| {
                 let outcome: String = r.get(7)?;
                 Ok(MessageRecord {

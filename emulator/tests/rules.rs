@@ -1020,6 +1020,10 @@ fn unknown_client_is_refused_and_logged() {
         log.iter().all(|m| m.reason.as_deref() == Some("unknown-client") && m.client.is_none())
     );
     assert_eq!(log[0].smsid.as_deref(), Some("GUID:99999999-2222-4333-8444-555555555555"));
+    // The admin's view of one SMSID includes what was refused for it, record or not.
+    assert_eq!(lab.site.messages(Some(&ghost.smsid), 10).unwrap().len(), 2);
+    let other: SmsId = "GUID:99999999-2222-4333-8444-555555555556".parse().unwrap();
+    assert!(lab.site.messages(Some(&other), 10).unwrap().is_empty());
 }
 
 #[test]

@@ -1,0 +1,387 @@
+//! Every subcommand of the `cmmp` binary against an emulator it serves itself on loopback
+//! (`cmmp emulator serve --listen 127.0.0.1:0`): each one's happy path and its clearest
+//! failure, and `wire encode` byte for byte against the transport's golden requests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use cmmp_model::MessageExt;
+
+fn cmmp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cmmp")).args(args).output().expect("cmmp runs")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The arguments of a command line; the paths in these tests hold no white space (checked).
+fn split(command: &str) -> Vec<&str> {
+    command.split_whitespace().collect()
+}
+
+/// Runs `cmmp COMMAND`, expects success, returns stdout and stderr.
+fn ok(command: &str) -> String {
+    let out = cmmp(&split(command));
+    assert!(out.status.success(), "cmmp {command}:\n{}", text(&out));
+    text(&out)
+}
+
+/// Runs `cmmp COMMAND`, expects exit `code`, returns stdout and stderr.
+fn fails(code: i32, command: &str) -> String {
+    let out = cmmp(&split(command));
+    assert_eq!(out.status.code(), Some(code), "cmmp {command}:\n{}", text(&out));
+    text(&out)
+}
+
+/// Runs `cmmp --json COMMAND`, expects success, returns stdout as JSON.
+fn json(command: &str) -> serde_json::Value {
+    let out = cmmp(&split(&format!("--json {command}")));
+    assert!(out.status.success(), "cmmp --json {command}:\n{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+fn doc(path: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/documents").join(path);
+    let p = p.display().to_string();
+    assert!(!p.contains(char::is_whitespace), "these tests need a checkout path without spaces");
+    p
+}
+
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cmmp-cmd-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        let p = self.0.join(name).display().to_string();
+        assert!(!p.contains(char::is_whitespace), "these tests need a temp dir without spaces");
+        p
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `cmmp emulator serve` in the background; killed on drop.
+struct Emulator {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    url: String,
+}
+
+impl Emulator {
+    fn start(dir: &Temp, approval: &str) -> Self {
+        let db = dir.path("site.db");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cmmp"))
+            .args(["emulator", "serve", "--listen", "127.0.0.1:0", "--db", &db])
+            .args(["--approval", approval])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self { child, _stdout: stdout, url }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The ISV proxy workflow through the CLI, one command at a time, with the admin surface.
+#[test]
+fn isv_proxy_workflow_through_every_command() {
+    let dir = Temp::new("workflow");
+    let emu = Emulator::start(&dir, "trusted");
+    let mp = emu.url.as_str();
+    let proxy = dir.path("proxy");
+    ok(&format!("identity new --dir {proxy}"));
+
+    // The administrator imports the proxy certificate; the proxy registers itself.
+    let t = ok(&format!("emulator import-proxy --admin {mp} {proxy}/signing.pem"));
+    assert!(t.contains("ISV proxy certificate imported"), "{t}");
+    let t = ok(&format!(
+        "register --mp {mp} --site P01 --identity {proxy} --agent-type proxy --name ISVPROXY"
+    ));
+    assert!(t.contains("registered ISVPROXY as GUID:") && t.contains("(approved)"), "{t}");
+    let t = ok(&format!("identity show --dir {proxy}"));
+    assert!(t.contains("registered as:          GUID:"), "{t}");
+
+    // Two clients through the proxy; the stock site does not approve them.
+    let v = json(&format!(
+        "register --mp {mp} --site P01 --proxy {proxy} --name MAC-001 --name MAC-002 \
+         --domain corp.example"
+    ));
+    let clients = v["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 2);
+    assert_eq!(clients[0]["approval"], "not approved");
+    let c1 = clients[0]["smsid"].as_str().unwrap().to_owned();
+    let listed = std::fs::read_to_string(format!("{proxy}/clients.txt")).unwrap();
+    assert!(listed.contains(&format!("MAC-001\t{c1}")), "{listed}");
+    let as_c1 = format!("--mp {mp} --identity {proxy} --client-id {c1}");
+
+    // Unapproved: no policy, and the error says why and what to do.
+    let t = fails(3, &format!("policy {as_c1}"));
+    assert!(t.contains("empty body") && t.contains(&format!("cmmp emulator approve {c1}")), "{t}");
+
+    // The admin lists, approves; policy then arrives and downloads.
+    let t = ok(&format!("emulator clients --admin {mp}"));
+    assert!(t.contains("MAC-001") && t.contains("proxy client  not approved"), "{t}");
+    assert!(t.contains("3 client record(s)"), "{t}");
+    ok(&format!("emulator approve --admin {mp} {c1}"));
+    let out = dir.path("policies");
+    let t = ok(&format!("policy {as_c1} --download --out {out}"));
+    assert!(t.contains("2 policy assignment(s)") && t.contains("1 rule(s)"), "{t}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+
+    // A document for another client is refused before it is sent.
+    let t = fails(2, &format!("send ddr {as_c1} --from {}", doc("ddr/full.xml")));
+    assert!(t.contains("the document is for client GUID:5D0F1D6E") && t.contains("--stamp"), "{t}");
+
+    // Reports: XML and JSON input, several files with a progress bar, attachments.
+    let t = ok(&format!("send ddr {as_c1} --stamp --from {}", doc("ddr/full.xml")));
+    assert!(t.contains("DdrReport") && t.contains("tracking ID {"), "{t}");
+    let state = cmmp_model::state::Report::from_xml(
+        &std::fs::read_to_string(doc("state/app-and-heartbeat.xml")).unwrap(),
+    )
+    .unwrap();
+    let json_file = dir.path("state.json");
+    std::fs::write(&json_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    ok(&format!("send state {as_c1} --stamp --from {json_file}"));
+    let sinv = doc("sinv/full.xml");
+    let t = ok(&format!("send sinv {as_c1} --stamp --from {sinv} --from {sinv}"));
+    assert_eq!(t.matches("delivered").count(), 2, "{t}");
+    let collected = dir.path("hosts.txt");
+    std::fs::write(&collected, "127.0.0.1 localhost\n").unwrap();
+    ok(&format!(
+        "send filecoll {as_c1} --stamp --from {} --attach 1={collected}",
+        doc("filecoll/full.xml")
+    ));
+
+    // What the site stored, through the admin surface.
+    let t = ok(&format!("emulator messages --admin {mp} {c1}"));
+    for kind in ["DdrReport", "StateMessages", "SinvReport", "FileCollection", "PolicyAssignments"]
+    {
+        assert!(t.contains(kind), "{kind} missing from\n{t}");
+    }
+    // Only the policy request made before approval was refused.
+    for line in t.lines().filter(|l| l.contains("refused")) {
+        assert!(line.contains("PolicyAssignments"), "{line}");
+    }
+    let t = ok(&format!("emulator inventory --admin {mp} {c1}"));
+    assert!(!t.contains(" 0 inventory instance(s)") && t.contains("inventory instance(s)"), "{t}");
+    let t = ok(&format!("emulator clients --admin {mp} {c1}"));
+    assert!(t.contains("MAC-001") && t.contains("corp.example"), "{t}");
+
+    // Blocking: the site refuses the client's messages and says so in its log.
+    ok(&format!("emulator block --admin {mp} {c1}"));
+    ok(&format!("send ddr {as_c1} --stamp --from {}", doc("ddr/full.xml")));
+    let t = ok(&format!("emulator messages --admin {mp} {c1} --limit 1"));
+    assert!(t.contains("DdrReport") && t.contains("refused"), "{t}");
+    ok(&format!("emulator unblock --admin {mp} {c1}"));
+    let t = fails(
+        3,
+        &format!("emulator approve --admin {mp} GUID:00000000-0000-0000-0000-000000000001"),
+    );
+    assert!(t.contains("HTTP 404") && t.contains("no client"), "{t}");
+
+    // Conflicts (none under the stock site) and faults.
+    let t = ok(&format!("emulator resolve --admin {mp}"));
+    assert!(t.contains("0 conflicting record(s)"), "{t}");
+    let t = ok(&format!(
+        "emulator faults --admin {mp} add --endpoint MP_PolicyManager --kind html-500 --remaining 1"
+    ));
+    assert!(t.contains("html-500 on MP_PolicyManager"), "{t}");
+    let t = ok(&format!("emulator faults --admin {mp}"));
+    assert!(t.contains("1 more request(s)"), "{t}");
+    let t = fails(3, &format!("policy {as_c1}"));
+    assert!(t.contains("HTTP 500"), "{t}");
+    ok(&format!("emulator faults --admin {mp} clear"));
+    ok(&format!("policy {as_c1}"));
+}
+
+#[test]
+fn locate_and_mp_info() {
+    let dir = Temp::new("locate");
+    let emu = Emulator::start(&dir, "auto");
+    let mp = emu.url.as_str();
+    let at = "--ip 10.1.2.3 --subnet 10.1.2.0";
+    let t = ok(&format!("locate content --mp {mp} --site P01 --package P0100012 {at}"));
+    assert!(t.contains("LOCAL  http://localhost/SMS_DP_SMSPKG$/P0100012"), "{t}");
+    let t = ok(&format!("locate wsus --mp {mp} --site P01 {at}"));
+    assert!(t.contains("http://localhost:8530"), "{t}");
+    let t = ok(&format!("locate mp --mp {mp} --site P01 --all"));
+    assert!(t.contains("site P01") && t.contains("localhost"), "{t}");
+    ok(&format!("locate mp --mp {mp} --site P01"));
+    let t = ok(&format!("locate site --mp {mp} --site P01"));
+    assert!(t.contains("site P01 version"), "{t}");
+    let t = ok(&format!("locate site --mp {mp} {at}"));
+    assert!(t.contains("assigned site P01"), "{t}");
+    let v = json(&format!("locate site --mp {mp} --site XYZ"));
+    assert!(v.get("site").is_none_or(serde_json::Value::is_null), "{v}");
+    let t = fails(2, &format!("locate content --mp {mp} --site P0001 --package P0100012"));
+    assert!(t.contains("not a site code"), "{t}");
+
+    let t = ok(&format!("mp info --mp {mp}"));
+    assert!(t.contains("site code: P01"), "{t}");
+    assert!(t.contains("signing certificate: cmmp emulator MP"), "{t}");
+    let v = json(&format!("mp info --mp {mp}"));
+    assert!(v["mplist"]["mp"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+}
+
+#[test]
+fn failures_name_the_cause_and_the_fix() {
+    let dir = Temp::new("failures");
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let ddr = doc("ddr/full.xml");
+
+    // Unreachable MP: a network error and where to look.
+    let dead = "http://127.0.0.1:1";
+    let t = fails(3, &format!("register --mp {dead} --site P01 --identity {id} --timeout 5"));
+    assert!(t.contains("127.0.0.1:1") && t.contains("hint: check --mp"), "{t}");
+    let t = fails(3, &format!("mp info --mp {dead}"));
+    assert!(t.contains("hint: check --mp"), "{t}");
+    let t = fails(3, &format!("emulator clients --admin {dead}"));
+    assert!(t.contains("is `cmmp emulator serve` running there?"), "{t}");
+    let t = fails(2, &format!("register --mp mp01 --site P01 --identity {id}"));
+    assert!(t.contains("expected http://HOST[:PORT]"), "{t}");
+
+    let emu = Emulator::start(&dir, "auto");
+    let mp = emu.url.as_str();
+    // The wrong site.
+    let t = fails(2, &format!("register --mp {mp} --site ABC --identity {id}"));
+    assert!(t.contains("serves site P01, not ABC"), "{t}");
+    // Sending before registering.
+    let t = fails(2, &format!("send ddr --mp {mp} --identity {id} --from {ddr}"));
+    assert!(t.contains("has no SMSID yet: register it first"), "{t}");
+    // A registered client (auto approval) with malformed and wrong-kind input.
+    let t = ok(&format!("register --mp {mp} --site P01 --identity {id} --name LNX01"));
+    assert!(t.contains("(approved)"), "{t}");
+    let send = format!("--mp {mp} --identity {id} --stamp");
+    let bad = dir.path("bad.xml");
+    std::fs::write(&bad, "<Report><ReportHeader>").unwrap();
+    let t = fails(2, &format!("send ddr {send} --from {bad}"));
+    assert!(t.contains("bad.xml: not a DdrReport document"), "{t}");
+    let bad_json = dir.path("bad.json");
+    std::fs::write(&bad_json, "{\"report_header\": 1}").unwrap();
+    let t = fails(2, &format!("send state {send} --from {bad_json}"));
+    assert!(t.contains("not a StateMessages as JSON"), "{t}");
+    let t = fails(2, &format!("send hinv {send} --from {ddr}"));
+    assert!(t.contains("is not a HinvReport") && t.contains("It looks like a DDR (ddr)"), "{t}");
+    // A good file then a bad one: nothing is sent.
+    let t = fails(2, &format!("send ddr {send} --from {ddr} --from {bad}"));
+    assert!(t.contains("bad.xml"), "{t}");
+    let t = fails(4, &format!("send ddr {send} --from {}", dir.path("missing.xml")));
+    assert!(t.contains("missing.xml"), "{t}");
+    // None of the failed sends reached the site; the good one does, and --verbose logs it.
+    let t = ok(&format!("--verbose send ddr {send} --from {ddr}"));
+    assert!(t.contains("posting") && t.contains("DdrReport"), "{t}");
+    let t = ok(&format!("emulator messages --admin {mp}"));
+    assert_eq!(t.matches("DdrReport").count(), 1, "{t}");
+    assert!(!t.contains("refused"), "{t}");
+}
+
+/// `wire encode` of every kind is byte for byte the transport's golden request, and
+/// `wire decode` reads it back and verifies its signature.
+#[test]
+fn wire_encode_matches_the_transport_goldens() {
+    let dir = Temp::new("wire");
+    let wire = Path::new(env!("CARGO_MANIFEST_DIR")).join("../transport/tests/wire");
+    let id = dir.path("id");
+    std::fs::create_dir_all(&id).unwrap();
+    let key = Path::new(&id).join("signing.key");
+    std::fs::copy(wire.join("test-key.pem"), &key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let filecoll = format!(
+        "--attach 1={} --attach 2={}",
+        file("file1", b"[Settings]\r\nA=1\r\n"),
+        file("file2", &[0u8, 1, 2, 255])
+    );
+    let mif = format!(
+        "--attach 1={}",
+        file("mif", b"START COMPONENT\r\nNAME = \"WORKSTATION\"\r\nEND COMPONENT\r\n")
+    );
+    let cases = [
+        ("registration", "ClientRegistration", "registration/request.xml", ""),
+        ("policy", "PolicyAssignments", "policy/request-machine.xml", ""),
+        ("content", "ContentLocation", "location/content-request.xml", ""),
+        ("wsus", "WsusLocation", "location/wsus-request-lowercase.xml", ""),
+        ("local-mp", "LocalMpLocation", "location/localmp-request.xml", ""),
+        ("enumerate-mp", "EnumerateMpLocation", "location/enumerate-mp-request.xml", ""),
+        ("site-info", "SiteInformation", "location/siteinfo-request.xml", ""),
+        ("assigned-site", "AssignedSite", "location/assignedsite-request.xml", ""),
+        ("ddr", "DdrReport", "ddr/full.xml", ""),
+        ("hinv", "HinvReport", "hinv/full.xml", ""),
+        ("sinv", "SinvReport", "sinv/full.xml", ""),
+        ("metering", "SoftwareMetering", "metering/full.xml", ""),
+        ("state", "StateMessages", "state/app-and-heartbeat.xml", ""),
+        ("status", "StatusMessage", "status/ccmhttp-status.xml", ""),
+        ("filecoll", "FileCollection", "filecoll/full.xml", &filecoll),
+        ("idmif", "IdmifCollection", "idmif/full.xml", &mif),
+    ];
+    let post = ["ddr", "hinv", "sinv", "metering", "state", "status", "filecoll", "idmif"];
+    for (kind, name, document, attach) in cases {
+        let out = dir.path(&format!("{name}.bin"));
+        ok(&format!(
+            "wire encode {kind} --from {} --identity {id} --mp mp01.corp.example \
+             --source-host WS01 --client-id GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10 \
+             --message-id {{5DD100CD-DF1D-45F5-BA17-A327F43465F8}} \
+             --sent-time 2025-01-31T10:00:00Z --out {out} {attach}",
+            doc(document)
+        ));
+        let golden = std::fs::read(wire.join(format!("{name}.request.bin"))).unwrap();
+        assert!(std::fs::read(&out).unwrap() == golden, "{name}: wire encode differs from golden");
+        let t = ok(&format!("wire decode {out}"));
+        assert!(t.contains(&format!("== body ({name})")), "{t}");
+        let verified = t.contains("PayloadSignature verifies with the PublicKey it carries");
+        if post.contains(&kind) {
+            assert!(verified, "{name} must be signed and verify: {t}");
+        } else {
+            assert!(verified || t.contains("unsigned; byte ranges check out"), "{name}: {t}");
+        }
+    }
+
+    // A kind that must be signed, without an identity.
+    let x = dir.path("x.bin");
+    let t =
+        fails(2, &format!("wire encode ddr --from {} --mp mp01 --out {x}", doc("ddr/full.xml")));
+    assert!(t.contains("must be signed"), "{t}");
+    // A tampered request: refused, and the message says which request it was.
+    let mut bytes = std::fs::read(wire.join("StateMessages.request.bin")).unwrap();
+    let at = bytes.len() - 300;
+    bytes[at] ^= 0x01;
+    let tampered = dir.path("tampered.bin");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let t = fails(2, &format!("wire decode {tampered}"));
+    assert!(t.contains("CCM_POST /ccm_system/request request:"), "{t}");
+}
