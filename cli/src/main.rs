@@ -246,6 +246,7 @@ impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Input { .. } | Error::Decode(_) | Error::HostName(_) => 2,
+            Error::Emulator(cmmp_emulator::Error::Config(_)) => 2,
             // Refused before anything was sent: the input or the configuration.
             Error::Transport(
                 cmmp_transport::Error::SignerRequired { .. }

@@ -81,10 +81,15 @@ struct Emulator {
 
 impl Emulator {
     fn start(dir: &Temp, approval: &str) -> Self {
+        Self::with_site(dir, approval, None)
+    }
+
+    fn with_site(dir: &Temp, approval: &str, site: Option<&str>) -> Self {
         let db = dir.path("site.db");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cmmp"))
             .args(["emulator", "serve", "--listen", "127.0.0.1:0", "--db", &db])
             .args(["--approval", approval])
+            .args(site.map(|s| vec!["--site", s]).unwrap_or_default())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -218,6 +223,48 @@ fn isv_proxy_workflow_through_every_command() {
     assert!(t.contains("HTTP 500"), "{t}");
     ok(&format!("emulator faults --admin {mp} clear"));
     ok(&format!("policy {as_c1}"));
+}
+
+/// A secret policy (flags 4) from a site file: downloaded with signed token headers,
+/// decrypted with the identity's encryption key, and written readable by its owner only.
+#[test]
+fn a_secret_policy_downloads_decrypted_into_a_private_file() {
+    const NAA: &str = r#"<Policy PolicyID="NAA01" PolicyVersion="2.00" PolicyType="Machine" PolicySource="SMS:P01" SchemaVersion="1.00"><PolicyRule PolicyRuleID="{0A1B2C3D-0000-4000-8000-000000000001}"><PolicyAction PolicyActionType="WMI-XML"><instance class="CCM_NetworkAccessAccount"><property name="NetworkAccessUsername" type="8"><value>CORP\svc-naa</value></property></instance></PolicyAction></PolicyRule></Policy>"#;
+    let dir = Temp::new("secret");
+    let site = dir.path("site.toml");
+    let toml = format!(
+        "site_code = \"P01\"\n\n[[policies]]\nassignment_id = \"{{5E0A1B2C-0000-4000-8000-00000000000A}}\"\n\
+         policy_id = \"NAA01\"\nversion = \"2.00\"\ncategory = \"NAAConfig\"\nflags = 4\nbody = '{NAA}'\n"
+    );
+    std::fs::write(&site, toml).unwrap();
+    let emu = Emulator::with_site(&dir, "auto", Some(&site));
+    let mp = emu.url.as_str();
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    ok(&format!("register --mp {mp} --site P01 --identity {id} --name LNX01"));
+    let out = dir.path("policies");
+    let t = ok(&format!("policy --mp {mp} --identity {id} --name LNX01 --download --out {out}"));
+    assert!(t.contains("NAA01 v2.00 NAAConfig flags 4") && t.contains("decrypted"), "{t}");
+    let file = Path::new(&out).join("NAA01.2.00.xml");
+    let body = std::fs::read_to_string(&file).unwrap();
+    assert!(body.contains("CCM_NetworkAccessAccount") && body.contains("svc-naa"), "{body}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn emulator_serve_names_what_is_wrong_with_a_site_file() {
+    let dir = Temp::new("badsite");
+    let site = dir.path("site.toml");
+    std::fs::write(&site, "site_code = \"P01\"\napproval = \"sometimes\"\n").unwrap();
+    let db = dir.path("x.db");
+    let t = fails(2, &format!("emulator serve --listen 127.0.0.1:0 --db {db} --site {site}"));
+    assert!(t.contains("site.toml:2:12: unknown variant `sometimes`"), "{t}");
+    assert!(!Path::new(&db).exists(), "no database is created for a bad site file");
 }
 
 #[test]
