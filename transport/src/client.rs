@@ -806,12 +806,21 @@ impl Client {
             .into_iter()
             .find(|s| offers.iter().any(|(o, _)| o.eq_ignore_ascii_case(s)))
             .ok_or_else(|| failed("the MP offers neither NTLM nor Negotiate".to_owned()))?;
-        if closes(&first.headers) {
+        let reused = !closes(&first.headers);
+        if !reused {
             conn = self.open(route, authority, context).await?;
         }
         let negotiate = openssl::base64::encode_block(&ntlm::negotiate());
         let leg = build(Some(&format!("{scheme} {negotiate}")), true);
-        let second = conn.round_trip(&leg, limit).await?;
+        let second = match conn.round_trip(&leg, limit).await {
+            Ok(reply) => reply,
+            // The MP closed the connection without saying so: the handshake starts on a new one.
+            Err(Error::Network { .. }) if reused => {
+                conn = self.open(route, authority, context).await?;
+                conn.round_trip(&leg, limit).await?
+            }
+            Err(e) => return Err(e),
+        };
         if second.status != 401 {
             return Ok(second);
         }

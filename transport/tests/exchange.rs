@@ -28,6 +28,7 @@ use cmmp_transport::client::{
     Client, ClientConfig, ClientIdentity, CrlCheck, PolicyAuth, Roots, Scheme, blocking,
 };
 use cmmp_transport::msg::HostName;
+use cmmp_transport::ntlm::Credentials;
 use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::reply::{self, ReplyLimits, ReplySignature, ReplySigner, ReplyVerifier};
 use cmmp_transport::sign::{self, HashAlgorithm, TokenScheme};
@@ -1116,6 +1117,36 @@ async fn the_raw_crl_flag_turns_checking_on() {
     message.set_security_flags(SecurityFlags::NATIVE_MODE | SecurityFlags::ENABLE_CRL_CHECKING);
     let e = client.invoke_raw(&message, None).await.unwrap_err();
     assert!(matches!(e, Error::CrlUnavailable { .. }), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Windows authentication (NTLM) on the windowsauth vdir (M9); the handshake against the
+// emulator is tested in cmmp-emulator's tests/windowsauth.rs.
+
+#[tokio::test]
+async fn a_401_without_ntlm_or_negotiate_is_authentication_failed() {
+    let mp = TestMp::http(|_| {
+        Answer::Bytes(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"mp\"\r\n\
+              Content-Length: 0\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let mut c = config(&mp);
+    c.settings.vdir = Vdir::WindowsAuth;
+    c.windows_credentials = Some(Credentials::new("CORP", "sccm-naa", "Secret1!"));
+    let e = Client::new(c).unwrap().invoke(&content_location(), vec![], None).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AuthenticationFailed { user, reason }
+            if user == "CORP\\sccm-naa" && reason.contains("neither NTLM nor Negotiate")),
+        "{e}"
+    );
+    // The first leg goes without credentials, asking to keep the connection.
+    let sent = mp.only_request();
+    assert_eq!(
+        (sent.header("Authorization"), sent.header("Connection")),
+        (None, Some("keep-alive"))
+    );
 }
 
 #[test]
