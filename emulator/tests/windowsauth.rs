@@ -130,3 +130,49 @@ fn site_files_list_windows_accounts_and_redact_their_passwords() {
     assert!(SiteConfig::default().windows_accounts.is_empty());
     assert!(SiteConfig::from_toml("[[windows_accounts]]\nuser = \"u\"\n").is_err());
 }
+
+/// Sends `request` on one connection and reads the answer head (the emulator answers with
+/// `Content-Length`, so reading stops at the head's end and the body's length).
+async fn head_of(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed early");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0_u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head
+}
+
+#[tokio::test]
+async fn negotiate_is_answered_with_an_ntlm_challenge_on_a_kept_connection() {
+    let mp = emulator(SiteConfig::from_toml(SITE).unwrap()).await;
+    let mut stream = tokio::net::TcpStream::connect(mp.addr()).await.unwrap();
+    let post = |auth: &str| {
+        format!(
+            "CCM_POST /ccm_system_windowsauth/request HTTP/1.1\r\nHost: mp\r\n{auth}\
+             Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        )
+    };
+    let first = head_of(&mut stream, &post("")).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(first.contains("WWW-Authenticate: Negotiate\r\n"), "{first}");
+    assert!(first.contains("WWW-Authenticate: NTLM\r\n"), "{first}");
+    assert!(first.contains("Connection: keep-alive"), "{first}");
+    let negotiate = openssl::base64::encode_block(&cmmp_transport::ntlm::negotiate());
+    let second =
+        head_of(&mut stream, &post(&format!("Authorization: Negotiate {negotiate}\r\n"))).await;
+    // A CHALLENGE message (base64 of "NTLMSSP\0" + type 2) in the scheme the client used.
+    assert!(second.contains("WWW-Authenticate: Negotiate TlRMTVNTUAACAAAA"), "{second}");
+    // A Kerberos token is refused when the site has accounts, and the connection closes.
+    let third = head_of(&mut stream, &post("Authorization: Negotiate YIIHGwYGKwYBBQUC\r\n")).await;
+    assert!(third.starts_with("HTTP/1.1 401") && third.contains("Connection: close"), "{third}");
+}

@@ -905,6 +905,25 @@ impl Client {
     }
 }
 
+/// `host[:port]` or `[v6][:port]` of an `http://` URL: the host (without brackets) and the
+/// port (80 by default); `None` for an empty host, a bad port or unsafe characters.
+fn split_authority(authority: &str) -> Option<(&str, u16)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = port.map_or(Some(80), |p| p.parse::<u16>().ok())?;
+    let ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b));
+    ok.then_some((host, port))
+}
+
 /// The `WWW-Authenticate` challenges of a response: (scheme, token) pairs, one per header
 /// field (IIS sends one field per scheme).
 fn www_authenticate(headers: &[(String, String)]) -> Vec<(String, String)> {
@@ -1532,15 +1551,9 @@ async fn http_get(url: &str, limit: usize) -> Result<HttpReply, Error> {
         .ok_or_else(|| bad("not an http:// URL"))?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h, p.parse::<u16>().map_err(|_| bad("bad port"))?)
-        }
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = split_authority(authority).ok_or_else(|| bad("not a usable URL"))?;
     let safe = |t: &str| t.bytes().all(|b| b.is_ascii_graphic());
-    if host.is_empty() || !safe(host) || !safe(path) {
+    if !safe(path) {
         return Err(bad("not a usable URL"));
     }
     let tcp = TcpStream::connect((host, port)).await.map_err(|e| network(&context, &e))?;
@@ -1825,7 +1838,7 @@ const MAX_LINE: usize = 4 * 1024;
 
 #[cfg(test)]
 mod tests {
-    use super::{Proxy, percent_decode, policy_target};
+    use super::{Proxy, closes, percent_decode, policy_target, split_authority, www_authenticate};
     use crate::msg::HostName;
 
     #[test]
@@ -1841,6 +1854,27 @@ mod tests {
         assert!(policy_target("http://evil.example/SMS_MP/.sms_pol?x", &mp).is_err());
         assert!(policy_target("http://<mp>", &mp).is_err());
         assert!(policy_target("SMS_MP/.sms_pol", &mp).is_err());
+    }
+
+    #[test]
+    fn crl_point_authorities_and_auth_headers_parse() {
+        assert_eq!(split_authority("crl.corp.example"), Some(("crl.corp.example", 80)));
+        assert_eq!(split_authority("10.0.0.1:8080"), Some(("10.0.0.1", 8080)));
+        assert_eq!(split_authority("[::1]"), Some(("::1", 80)));
+        assert_eq!(split_authority("[::1]:81"), Some(("::1", 81)));
+        for bad in ["", ":80", "h:x", "h:99999", "[::1", "a b", "h/x"] {
+            assert_eq!(split_authority(bad), None, "{bad}");
+        }
+        let headers = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let h = headers(&[("WWW-Authenticate", "Negotiate"), ("www-authenticate", "NTLM abc=")]);
+        assert_eq!(
+            www_authenticate(&h),
+            [("Negotiate".to_owned(), String::new()), ("NTLM".to_owned(), "abc=".to_owned())]
+        );
+        assert!(closes(&headers(&[("Connection", "Keep-Alive, close")])));
+        assert!(!closes(&headers(&[("Connection", "keep-alive")])));
     }
 
     #[test]
