@@ -227,7 +227,8 @@ pub struct ClientConfig {
 ///   when there are none and [`CrlCheck::fetch`] is set (the default),
 /// - the `http://` URLs of the certificates' CRL distribution points (`ldap://` and other
 ///   schemes are skipped), fetched directly (not through the proxy) with this crate's HTTP
-///   code, each bounded by the client's connect timeout and [`CrlCheck::max_fetch_bytes`].
+///   code, bounded by [`CrlCheck::max_fetch_bytes`] and, with the handshake, by the
+///   client's connect timeout.
 ///   A fetched CRL is kept, per URL, until its `nextUpdate` (at most a day).
 ///
 /// A CRL past its `nextUpdate` does not count. When no CRL gives the status of a checked
