@@ -320,14 +320,18 @@ pub fn authenticate(creds: &Credentials, challenge: &Challenge) -> Result<Vec<u8
     let mut client_challenge = [0_u8; 8];
     openssl::rand::rand_bytes(&mut client_challenge)
         .map_err(|e| NtlmError::Crypto(e.to_string()))?;
-    let time = challenge.timestamp().unwrap_or_else(filetime_now);
-    let response = v2_response(
+    let timestamp = challenge.timestamp();
+    let mut response = v2_response(
         creds,
         &challenge.server_challenge,
         &client_challenge,
-        time,
+        timestamp.unwrap_or_else(filetime_now),
         &challenge.target_info,
     )?;
+    if timestamp.is_some() {
+        // MS-NLMP 3.1.5.1.2: with MsvAvTimestamp the client sends Z(24) as the LM response.
+        response.lm = vec![0; 24];
+    }
     Ok(authenticate_message(creds, challenge.flags, &response))
 }
 
