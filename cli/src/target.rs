@@ -4,8 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cmmp_model::value::SmsId;
-use cmmp_transport::client::{Client, ClientConfig, Roots, Scheme};
+use cmmp_transport::client::{Client, ClientConfig, CrlCheck, Roots, Scheme};
 use cmmp_transport::msg::HostName;
+use cmmp_transport::ntlm::Credentials;
 use cmmp_transport::sign::{HashAlgorithm, SigningKey};
 use cmmp_transport::wire::{Settings, Vdir};
 
@@ -38,6 +39,17 @@ pub(crate) struct MpArgs {
     /// Seconds to wait for the whole exchange.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub(crate) timeout: u64,
+    /// Check the HTTPS MP's certificate chain for revocation with CRLs fetched from its CRL
+    /// distribution points; an unavailable CRL is an error.
+    #[arg(long)]
+    pub(crate) crl_check: bool,
+    /// Check revocation against this CRL (DER or PEM) instead of fetching; repeat for several.
+    #[arg(long = "crl", value_name = "FILE")]
+    pub(crate) crls: Vec<PathBuf>,
+    /// Windows (NTLMv2) logon for `--vdir windowsauth`, as `DOMAIN\USER` (or `USER`); the
+    /// password is read from the `CMMP_WINDOWS_PASSWORD` environment variable.
+    #[arg(long, value_name = "DOMAIN\\USER")]
+    pub(crate) windows_user: Option<String>,
 }
 
 impl MpArgs {
@@ -78,6 +90,28 @@ impl MpArgs {
         config.timeout = std::time::Duration::from_secs(self.timeout.max(1));
         if let Some(ca) = &self.ca {
             config.roots = Roots::Custom(read_pem_certificates(ca)?);
+        }
+        if !self.crls.is_empty() {
+            config.crl_check = Some(CrlCheck::from_files(&self.crls)?);
+        } else if self.crl_check {
+            config.crl_check = Some(CrlCheck::default());
+        }
+        if let Some(logon) = &self.windows_user {
+            if config.settings.vdir != Vdir::WindowsAuth {
+                return Err(Error::Usage(
+                    "--windows-user logs on to the windowsauth vdir: add --vdir windowsauth"
+                        .to_owned(),
+                ));
+            }
+            let password = std::env::var("CMMP_WINDOWS_PASSWORD").map_err(|_| {
+                Error::Usage(
+                    "--windows-user needs the password in the CMMP_WINDOWS_PASSWORD environment \
+                     variable (never on the command line)"
+                        .to_owned(),
+                )
+            })?;
+            let (domain, user) = logon.split_once('\\').unwrap_or(("", logon.as_str()));
+            config.windows_credentials = Some(Credentials::new(domain, user, &password));
         }
         Ok(Client::new(config)?)
     }

@@ -9,7 +9,16 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use cmmp_model::MessageExt;
 
 fn cmmp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cmmp")).args(args).output().expect("cmmp runs")
+    cmmp_with(args, &[])
+}
+
+fn cmmp_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cmmp"));
+    command.args(args).env_remove("CMMP_WINDOWS_PASSWORD");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("cmmp runs")
 }
 
 fn text(out: &Output) -> String {
@@ -254,6 +263,40 @@ fn a_secret_policy_downloads_decrypted_into_a_private_file() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
+}
+
+/// `--vdir windowsauth --windows-user`: an NTLMv2 logon against the site's Windows accounts
+/// makes a trusted registration, approved at once under the stock approval policy.
+#[test]
+fn windows_authentication_on_the_windowsauth_vdir() {
+    let dir = Temp::new("ntlm");
+    let site = dir.path("site.toml");
+    std::fs::write(
+        &site,
+        "[[windows_accounts]]\ndomain = \"CORP\"\nuser = \"LNX01$\"\npassword = \"s3cret!\"\n",
+    )
+    .unwrap();
+    let emu = Emulator::with_site(&dir, "trusted", Some(&site));
+    let mp = emu.url.as_str();
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let register = format!(
+        "register --mp {mp} --site P01 --identity {id} --name LNX01 --vdir windowsauth \
+         --windows-user CORP\\LNX01$"
+    );
+    let t = text(&cmmp_with(&split(&register), &[("CMMP_WINDOWS_PASSWORD", "wrong")]));
+    assert!(t.contains("authentication failed for CORP\\LNX01$"), "{t}");
+    let out = cmmp(&split(&register));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("CMMP_WINDOWS_PASSWORD"), "{}", text(&out));
+    let out = cmmp_with(&split(&register), &[("CMMP_WINDOWS_PASSWORD", "s3cret!")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(approved)"), "{}", text(&out));
+    // A logon needs the windowsauth vdir; revocation checking needs HTTPS.
+    let t = fails(2, &format!("mp info --mp {mp} --windows-user CORP\\x"));
+    assert!(t.contains("add --vdir windowsauth"), "{t}");
+    let t = fails(2, &format!("mp info --mp {mp} --crl-check"));
+    assert!(t.contains("HTTPS") || t.contains("https"), "{t}");
 }
 
 #[test]

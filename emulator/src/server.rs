@@ -7,12 +7,24 @@
 //! | Request | Handling |
 //! |---|---|
 //! | `CCM_POST /ccm_system/request` | decode (`cmmp_transport::wire`), site rules, reply framed like an MP (§2.7/§2.8) |
-//! | `CCM_POST /ccm_system_windowsauth/request` | as above, trusted for approval; `401` without an `Authorization` header (M9) |
+//! | `CCM_POST /ccm_system_windowsauth/request` | as above, trusted for approval, after Windows authentication: `401` with `WWW-Authenticate: Negotiate` and `NTLM` without credentials (M9), see below |
 //! | `CCM_POST /ccm_system_altauth/request` | as the default vdir |
 //! | `GET /SMS_MP/.sms_aut?MPLIST`, `MPLIST1`, `MPCERT`, `MPCERT2`, `MPKEYINFORMATIONEX`, `MPLOCATION` | the MP's documents (§2.10) |
 //! | `GET /SMS_MP/.sms_pol?<id>.<version>` | policy bodies (§4.2.3), signed headers checked for secret ones |
 //! | `POST /SMS_FSP/.sms_fsp` | fallback status point state messages, stored for registered clients |
 //! | `/cmmp-admin/…` | JSON admin surface ([`crate::admin`]) |
+//!
+//! **Windows authentication** (`windowsauth` vdir; [`cmmp_transport::ntlm`]). A request without
+//! `Authorization` is answered 401 offering `Negotiate` and `NTLM`. An NTLM `NEGOTIATE` message
+//! (in an `NTLM` or a `Negotiate` header) is answered 401 with a `CHALLENGE` (a fresh random
+//! server challenge) in the same scheme, and the connection is kept open: NTLM authenticates
+//! the connection, so the `AUTHENTICATE` message must come on it, where it is verified
+//! (NTLMv2 only) against the site's `[[windows_accounts]]`; a wrong password, an unknown
+//! account or a handshake on another connection is 401 and the connection closes. Without
+//! `[[windows_accounts]]` any credentials are accepted, and so is any other `Authorization`
+//! header (the behaviour before NTLM was implemented). Kerberos is not implemented (no KDC):
+//! a `Negotiate` token that is not NTLM is refused when accounts are configured. These 401s
+//! are the only answers that keep a connection open; every other answer closes it.
 //!
 //! A message is acknowledged only after the site committed it: the site's work runs to the
 //! end of its transaction before the reply is written.
@@ -38,6 +50,7 @@ use cmmp_model::value::{HexBytes, IsoTime};
 use cmmp_model::{DeliveryKind, MessageExt};
 use cmmp_transport::cert::Identity;
 use cmmp_transport::multipart;
+use cmmp_transport::ntlm::{self, Credentials};
 use cmmp_transport::reply::{ReplySigner, encode_no_reply, encode_sync_reply};
 use cmmp_transport::sign::HashAlgorithm;
 use cmmp_transport::wire::{DecodeLimits, DecodedRequest, Vdir, decode_request_with_key};
@@ -54,6 +67,12 @@ pub const HTML_ERROR_PAGE: &str = "<HTML><HEAD><TITLE>ERROR</TITLE></HEAD><BODY>
 pub const HTML_500_PAGE: &str =
     "<HTML><HEAD><TITLE>500 - Internal server error.</TITLE></HEAD><BODY></BODY></HTML>";
 
+/// The page of a 401 (M9).
+const HTML_401_PAGE: &str = "<HTML><HEAD><TITLE>401 - Unauthorized</TITLE></HEAD></HTML>";
+
+/// How long a kept-alive connection (NTLM handshake) waits for the next request.
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
 /// The largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -68,6 +87,8 @@ pub(crate) struct Shared {
     max_body: usize,
     /// Decoded `CCM_POST` requests for the committer thread.
     commits: mpsc::Sender<Job>,
+    /// The site's Windows accounts (fixed at start), for NTLM on the `windowsauth` vdir.
+    windows_accounts: Vec<Credentials>,
 }
 
 impl Shared {
@@ -109,7 +130,19 @@ impl Emulator {
         // Room for the multipart framing and header part around the largest message accepted.
         let max_body = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
         let (commits, jobs) = mpsc::channel();
-        let shared = Arc::new(Shared { site: Mutex::new(site), identity, max_body, commits });
+        let windows_accounts = site
+            .config()
+            .windows_accounts
+            .iter()
+            .map(|a| Credentials::new(&a.domain, &a.user, &a.password))
+            .collect();
+        let shared = Arc::new(Shared {
+            site: Mutex::new(site),
+            identity,
+            max_body,
+            commits,
+            windows_accounts,
+        });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("cmmp-emulator-commit".to_owned())
@@ -187,35 +220,44 @@ pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
+    /// Extra header fields (`WWW-Authenticate`).
+    pub(crate) headers: Vec<(&'static str, String)>,
+    /// Keep the connection open for the next request (NTLM handshake only).
+    pub(crate) keep_alive: bool,
 }
 
 impl Response {
+    fn new(status: u16, content_type: Option<String>, body: Vec<u8>) -> Self {
+        Self { status, content_type, body, headers: Vec::new(), keep_alive: false }
+    }
+
     pub(crate) fn empty() -> Self {
-        Self { status: 200, content_type: None, body: Vec::new() }
+        Self::new(200, None, Vec::new())
     }
 
     pub(crate) fn html(status: u16, page: &str) -> Self {
-        Self { status, content_type: Some("text/html".to_owned()), body: page.as_bytes().to_vec() }
+        Self::new(status, Some("text/html".to_owned()), page.as_bytes().to_vec())
     }
 
     fn multipart(body: Vec<u8>) -> Self {
-        Self { status: 200, content_type: Some(multipart::content_type()), body }
+        Self::new(200, Some(multipart::content_type()), body)
     }
 
     pub(crate) fn xml(text: String) -> Self {
-        Self {
-            status: 200,
-            content_type: Some("text/xml; charset=utf-8".to_owned()),
-            body: text.into_bytes(),
-        }
+        Self::new(200, Some("text/xml; charset=utf-8".to_owned()), text.into_bytes())
     }
 
     pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self {
-            status,
-            content_type: Some("application/json".to_owned()),
-            body: serde_json::to_vec_pretty(value).unwrap_or_default(),
-        }
+        let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+        Self::new(status, Some("application/json".to_owned()), body)
+    }
+
+    /// A 401 page with `WWW-Authenticate` fields; `keep_alive` while a handshake goes on.
+    fn unauthorized(challenges: Vec<String>, keep_alive: bool) -> Self {
+        let mut response = Self::html(401, HTML_401_PAGE);
+        response.headers = challenges.into_iter().map(|c| ("WWW-Authenticate", c)).collect();
+        response.keep_alive = keep_alive;
+        response
     }
 }
 
@@ -226,19 +268,93 @@ enum Action {
 }
 
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
-    let request = match read_request(&mut stream, shared.max_body).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(status) => {
-            let _ = write_response(&mut stream, &Response::html(status, HTML_500_PAGE)).await;
-            return;
+    // The server challenge of an NTLM handshake under way on this connection.
+    let mut challenge = None;
+    let mut first = true;
+    loop {
+        let reading = read_request(&mut stream, shared.max_body);
+        // A kept-alive connection waits a bounded time for the handshake's next request.
+        let read = if std::mem::take(&mut first) {
+            reading.await
+        } else {
+            tokio::time::timeout(KEEP_ALIVE, reading).await.unwrap_or(Ok(None))
+        };
+        let request = match read {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(status) => {
+                let _ = write_response(&mut stream, &Response::html(status, HTML_500_PAGE)).await;
+                break;
+            }
+        };
+        let action = match windows_auth(&request, &mut challenge, &shared) {
+            Some(refused) => Action::Respond(refused),
+            None => route(request, &shared).await,
+        };
+        let Action::Respond(response) = action else { break };
+        if write_response(&mut stream, &response).await.is_err() || !response.keep_alive {
+            break;
         }
-    };
-    let action = route(request, &shared).await;
-    if let Action::Respond(response) = action {
-        let _ = write_response(&mut stream, &response).await;
     }
     let _ = stream.shutdown().await;
+}
+
+/// Windows authentication of a `CCM_POST` to the `windowsauth` vdir (module docs): `None`
+/// to go on with the request, else the 401 to answer. `challenge` is the connection's
+/// pending server challenge.
+fn windows_auth(
+    request: &HttpRequest,
+    challenge: &mut Option<[u8; 8]>,
+    shared: &Shared,
+) -> Option<Response> {
+    let path = request.target.split('?').next().unwrap_or_default();
+    if request.method != "CCM_POST" || !path.eq_ignore_ascii_case(Vdir::WindowsAuth.path()) {
+        return None;
+    }
+    let accounts = &shared.windows_accounts;
+    let Some(value) = request.header("authorization") else {
+        let offers = vec!["Negotiate".to_owned(), "NTLM".to_owned()];
+        return Some(Response::unauthorized(offers, true));
+    };
+    let refused = || Some(Response::unauthorized(Vec::new(), false));
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let message = ["NTLM", "Negotiate"]
+        .into_iter()
+        .find(|s| s.eq_ignore_ascii_case(scheme))
+        .and_then(|s| Some((s, openssl::base64::decode_block(token.trim()).ok()?)));
+    match message {
+        Some((scheme, bytes)) if ntlm::is_negotiate(&bytes) => {
+            let mut fresh = [0_u8; 8];
+            if openssl::rand::rand_bytes(&mut fresh).is_err() {
+                return Some(Response::html(500, HTML_500_PAGE));
+            }
+            *challenge = Some(fresh);
+            let domain = accounts
+                .iter()
+                .map(|a| a.domain.to_ascii_uppercase())
+                .find(|d| !d.is_empty())
+                .unwrap_or_else(|| "WORKGROUP".to_owned());
+            let type2 = ntlm::challenge(&fresh, &domain, "MP");
+            let offer = format!("{scheme} {}", openssl::base64::encode_block(&type2));
+            Some(Response::unauthorized(vec![offer], true))
+        }
+        Some((_, bytes)) if bytes.get(8..12) == Some(&3_u32.to_le_bytes()[..]) => {
+            // The challenge is used once: a replayed AUTHENTICATE finds none.
+            let Some(server_challenge) = challenge.take() else { return refused() };
+            if accounts.is_empty() {
+                return None;
+            }
+            let Ok(message) = ntlm::parse_authenticate(&bytes) else { return refused() };
+            let known = accounts.iter().any(|a| {
+                (a.domain.is_empty() || a.domain.eq_ignore_ascii_case(&message.domain))
+                    && message.verify(a, &server_challenge)
+            });
+            if known { None } else { refused() }
+        }
+        // Another scheme or token (Basic, Kerberos): accepted only without accounts.
+        _ if accounts.is_empty() => None,
+        _ => refused(),
+    }
 }
 
 /// Reads one request; `Err(status)` for one that cannot be read.
@@ -312,7 +428,14 @@ async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io:
     if let Some(ct) = &response.content_type {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", response.body.len()));
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let connection = if response.keep_alive { "keep-alive" } else { "close" };
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+        response.body.len()
+    ));
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&response.body).await?;
     stream.flush().await
@@ -337,12 +460,6 @@ async fn route(request: HttpRequest, shared: &Arc<Shared>) -> Action {
     if let Some(vdir) = vdir {
         if request.method != "CCM_POST" {
             return Action::Respond(Response::html(405, HTML_500_PAGE));
-        }
-        if vdir == Vdir::WindowsAuth && request.header("authorization").is_none() {
-            return Action::Respond(Response::html(
-                401,
-                "<HTML><HEAD><TITLE>401 - Unauthorized</TITLE></HEAD></HTML>",
-            ));
         }
         return ccm_post(request, vdir, shared).await;
     }
@@ -716,11 +833,9 @@ async fn policy_get(request: HttpRequest, query: String, shared: &Arc<Shared>) -
             let req = PolicyBodyRequest::from_query(&query, &request.headers);
             let result = shared.site().policy_body(&req, Utc::now());
             match result {
-                Ok(body) => Response {
-                    status: 200,
-                    content_type: Some("application/octet-stream".to_owned()),
-                    body: body.bytes,
-                },
+                Ok(body) => {
+                    Response::new(200, Some("application/octet-stream".to_owned()), body.bytes)
+                }
                 Err(e) => match e.refusal() {
                     Some(r) if r.mp_answer(DeliveryKind::Invoke) == MpAnswer::HtmlError => {
                         Response::html(200, HTML_ERROR_PAGE)

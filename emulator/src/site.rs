@@ -7,7 +7,9 @@
 //! resolution ("Configuration Manager 2007 can automatically create a new client record for
 //! the duplicate record", source 003), a client-settings policy and a software-updates policy,
 //! one distribution point and one software update point on `localhost` in a boundary group
-//! whose boundaries cover every address, and no faults. The MP behaviours of field notes §4
+//! whose boundaries cover every address, no faults, and no Windows accounts (the `windowsauth`
+//! vdir then accepts any `Authorization` header; with `[[windows_accounts]]` it verifies
+//! NTLMv2 logons against them, see [`WindowsAccount`]). The MP behaviours of field notes §4
 //! (M1–M20) sit behind [`Switches`], each defaulting to what a stock MP does (house style
 //! HS-60).
 //!
@@ -81,6 +83,41 @@ pub struct SiteConfig {
     pub boundaries: Vec<Boundary>,
     /// Faults to inject, loaded into the site database when the site opens.
     pub faults: Vec<FaultSpec>,
+    /// Windows accounts the `/ccm_system_windowsauth/` vdir verifies NTLMv2 logons against.
+    /// Default: none, and then the vdir accepts any `Authorization` header (any credentials),
+    /// as a lab MP that only checks that the client tried Windows authentication.
+    pub windows_accounts: Vec<WindowsAccount>,
+}
+
+/// A Windows account of the site's domain (`[[windows_accounts]]`), for NTLM logons on the
+/// `windowsauth` vdir (M9). `Debug` redacts the password.
+///
+/// ```toml
+/// [[windows_accounts]]
+/// domain = "CORP"        # NetBIOS domain; compared case-insensitively; "" matches any
+/// user = "sccm-naa"      # compared case-insensitively; machine accounts end in `$`
+/// password = "Secret1!"
+/// ```
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowsAccount {
+    /// The NetBIOS domain; empty matches any domain the client names.
+    #[serde(default)]
+    pub domain: String,
+    /// The user (or machine account) name.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl fmt::Debug for WindowsAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowsAccount")
+            .field("domain", &self.domain)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for SiteConfig {
@@ -125,6 +162,7 @@ impl Default for SiteConfig {
                 groups: vec!["Default".to_owned()],
             }],
             faults: Vec::new(),
+            windows_accounts: Vec::new(),
         }
     }
 }

@@ -27,8 +27,9 @@ use crate::support::{
     metering, register, request_policy, run, sinv, state, state_text, status, text,
 };
 
-/// An NTLM `NEGOTIATE` token: the emulator only checks that the header is there (M9).
-const NEGOTIATE: &str = "Negotiate TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAKAGFKAAAADw==";
+/// A `Negotiate` token that is not NTLM (the start of a Kerberos SPNEGO token): a site without
+/// `[[windows_accounts]]` accepts any `Authorization` header but an NTLM handshake (M9).
+const NEGOTIATE: &str = "Negotiate YIIHGwYGKwYBBQUCoIIHDzCCBwugMDAuBgkqhkiC9xIBAgI=";
 
 /// Sends a registration to `/ccm_system_windowsauth/request`, with an `Authorization` header
 /// when given (the client has no NTLM: the header is added to the built request).
@@ -95,7 +96,7 @@ fn trusted_approval_approves_windowsauth_registrations_only() {
             matches!(&e, Error::Http { status: 401, title: Some(t) } if t == "401 - Unauthorized"),
             "{e}"
         );
-        // The typed client on that vdir has no NTLM either.
+        // The typed client on that vdir without Windows credentials.
         let mut settings = mp.settings("DOM");
         settings.vdir = Vdir::WindowsAuth;
         let plain = cmmp_transport::client::Client::new(mp.config_for(settings)).unwrap();

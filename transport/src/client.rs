@@ -16,6 +16,21 @@
 //! [`ReplyLimits::max_body`] ([`Error::ReplyTooLarge`]). Replies are then decoded by
 //! [`crate::reply`], which turns every failure into a typed [`Error`].
 //!
+//! **Windows authentication.** With [`ClientConfig::windows_credentials`], requests to the
+//! `/ccm_system_windowsauth/` vdir run the NTLM handshake ([`crate::ntlm`], NTLMv2; `Negotiate`
+//! is answered with NTLM, Kerberos is not implemented): the request is sent without
+//! credentials and `Connection: keep-alive`; on a 401 offering `NTLM` (preferred) or
+//! `Negotiate`, again with the `NEGOTIATE` message (on a new connection only if the MP closed
+//! the first); then, on the same connection as the MP's `CHALLENGE`, with the `AUTHENTICATE`
+//! message. A final 401 is [`Error::AuthenticationFailed`]. These are the only exchanges that
+//! send more than one request on a connection; each leg carries the whole request body, as
+//! IIS expects.
+//!
+//! **Revocation.** With [`ClientConfig::crl_check`] (or a raw message flagged
+//! `ENABLE_CRL_CHECKING`), the MP's certificate chain is checked against CRLs after the
+//! handshake and before the request is sent ([`CrlCheck`] says where CRLs come from):
+//! [`Error::Revoked`] or [`Error::CrlUnavailable`], never a silent pass.
+//!
 //! TLS is rustls on the ring provider, TLS 1.2 and 1.3. Server verification is always on:
 //! against the system's roots by default ([`Roots::System`]) or against configured roots; there
 //! is no way to accept any certificate (field notes §5 item 4). A client certificate
@@ -26,14 +41,19 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cmmp_model::mpinfo::{MpCertificate, MpCertificates, MpList, MpLocation, Mpkeyinformation};
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
 use cmmp_model::{DeliveryKind, Invoke, Message, Post};
 use openssl::pkey::PKey;
 use openssl::x509::X509;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier as _;
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
+    UnixTime,
+};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -41,8 +61,9 @@ use tokio_rustls::TlsConnector;
 use crate::cert::Identity;
 use crate::error::Error;
 use crate::msg::HostName;
+use crate::ntlm::{self, Credentials};
 use crate::payload::Attachment;
-use crate::raw::RawMessage;
+use crate::raw::{RawMessage, SecurityFlags};
 use crate::reply::{
     self, HttpReply, PolicyDownload, Received, ReplyLimits, ReplyVerifier, SyncContext, SyncReply,
 };
@@ -186,13 +207,91 @@ pub struct ClientConfig {
     pub reply_verifier: Option<ReplyVerifier>,
     /// Reply limits (body size, inflate, XML depth).
     pub limits: ReplyLimits,
+    /// Revocation checking of the MP's TLS certificate (HTTPS only); `None` for none, as the
+    /// SDK without `MPAPI_SECURITY_FLAG_ENABLE_CRL_CHECKING`. A raw message with that flag
+    /// turns it on for its exchange with [`CrlCheck::default`] when this is `None`.
+    pub crl_check: Option<CrlCheck>,
+    /// The Windows account for NTLM authentication on the `windowsauth` vdir (see
+    /// [`crate::ntlm`]); `None` to send no credentials (the MP then answers 401, M9).
+    pub windows_credentials: Option<Credentials>,
+}
+
+/// Revocation checking of the MP's TLS certificate against CRLs (protocol §5.4,
+/// `MPAPI_SECURITY_FLAG_ENABLE_CRL_CHECKING`; field notes §5 item 4).
+///
+/// The check runs after the TLS handshake has verified the chain and before any request byte
+/// is sent: the server's chain is verified again, with the CRLs, by rustls' WebPKI verifier.
+///
+/// Where the CRLs come from:
+/// - the configured [`CrlCheck::crls`] (DER or PEM, e.g. the site CA's published CRL), or,
+///   when there are none and [`CrlCheck::fetch`] is set (the default),
+/// - the `http://` URLs of the certificates' CRL distribution points (`ldap://` and other
+///   schemes are skipped), fetched directly (not through the proxy) with this crate's HTTP
+///   code, bounded by [`CrlCheck::max_fetch_bytes`] and, with the handshake, by the
+///   client's connect timeout.
+///   A fetched CRL is kept, per URL, until its `nextUpdate` (at most a day).
+///
+/// A CRL past its `nextUpdate` does not count. When no CRL gives the status of a checked
+/// certificate, the exchange fails with [`Error::CrlUnavailable`] (with the fetch failures)
+/// unless [`CrlCheck::allow_unknown`] is set; a revoked certificate is [`Error::Revoked`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlCheck {
+    /// CRLs to check against, DER or PEM. Default: none.
+    pub crls: Vec<Vec<u8>>,
+    /// Fetch CRLs from the `http://` CRL distribution points when no CRL is configured.
+    /// Default: on.
+    pub fetch: bool,
+    /// Check only the server's own certificate, not the intermediate CAs. Default: off (the
+    /// whole chain up to, not including, the root).
+    pub end_entity_only: bool,
+    /// Accept a certificate whose revocation status no CRL gives. Default: off (the status
+    /// must be known).
+    pub allow_unknown: bool,
+    /// The largest CRL fetched, in bytes. Default: 8 MiB.
+    pub max_fetch_bytes: usize,
+}
+
+impl Default for CrlCheck {
+    fn default() -> Self {
+        Self {
+            crls: Vec::new(),
+            fetch: true,
+            end_entity_only: false,
+            allow_unknown: false,
+            max_fetch_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl CrlCheck {
+    /// Checks against these CRLs (DER or PEM) only: nothing is fetched.
+    pub fn with_crls(crls: Vec<Vec<u8>>) -> Self {
+        Self { crls, fetch: false, ..Self::default() }
+    }
+
+    /// Checks against the CRLs of the files at `paths` (DER or PEM) only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a file cannot be read.
+    pub fn from_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Self, Error> {
+        let crls = paths
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .map_err(|source| Error::Io { path: p.as_ref().display().to_string(), source })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self::with_crls(crls))
+    }
 }
 
 impl ClientConfig {
     /// The defaults: HTTPS when `settings.native_mode` is set, else HTTP; the scheme's
     /// default port; the name resolved normally; the system's roots; no client certificate;
     /// no proxy; 30 s to connect; 120 s per exchange (the SDK's message `Timeout` is 60 s,
-    /// which the MP applies on its side); no pinned MP certificate; [`ReplyLimits::default`].
+    /// which the MP applies on its side); no pinned MP certificate; [`ReplyLimits::default`];
+    /// no revocation checking; no Windows credentials.
     pub fn new(settings: Settings) -> Self {
         let scheme = if settings.native_mode { Scheme::Https } else { Scheme::Http };
         Self {
@@ -207,6 +306,8 @@ impl ClientConfig {
             timeout: Duration::from_secs(120),
             reply_verifier: None,
             limits: ReplyLimits::default(),
+            crl_check: None,
+            windows_credentials: None,
         }
     }
 }
@@ -248,6 +349,8 @@ pub struct Client {
     timeout: Duration,
     verifier: Option<ReplyVerifier>,
     limits: ReplyLimits,
+    crl_check: Option<Arc<CrlCheck>>,
+    windows_credentials: Option<Credentials>,
 }
 
 impl Client {
@@ -271,12 +374,19 @@ impl Client {
             timeout,
             reply_verifier,
             limits,
+            crl_check,
+            windows_credentials,
         } = config;
         let proxy = proxy.as_deref().map(Proxy::parse).transpose()?;
         let tls = match scheme {
             Scheme::Http if client_identity.is_some() => {
                 return Err(Error::Config(
                     "a client certificate (mutual TLS) needs the https scheme".to_owned(),
+                ));
+            }
+            Scheme::Http if crl_check.is_some() => {
+                return Err(Error::Config(
+                    "revocation checking (CRL) needs the https scheme".to_owned(),
                 ));
             }
             Scheme::Http => None,
@@ -293,6 +403,8 @@ impl Client {
             timeout,
             verifier: reply_verifier,
             limits,
+            crl_check: crl_check.map(Arc::new),
+            windows_credentials,
         })
     }
 
@@ -394,7 +506,7 @@ impl Client {
         };
         let request =
             message.to_request(DeliveryKind::Invoke, &self.settings, signer, Fresh::now()?)?;
-        let route = self.route(message.port(), message.proxy())?;
+        let route = self.raw_route(message)?;
         let http = self
             .exchange(&route, request.method, request.path, &request.headers, &request.body)
             .await?;
@@ -413,7 +525,7 @@ impl Client {
     ) -> Result<TrackingId, Error> {
         let fresh = Fresh::now()?;
         let request = message.to_request(DeliveryKind::Post, &self.settings, signer, fresh)?;
-        let route = self.route(message.port(), message.proxy())?;
+        let route = self.raw_route(message)?;
         let http = self
             .exchange(&route, request.method, request.path, &request.headers, &request.body)
             .await?;
@@ -590,11 +702,25 @@ impl Client {
             Some(url) => Some(Proxy::parse(url)?),
             None => self.proxy.clone(),
         };
-        Ok(Route { port: port.unwrap_or(self.port), proxy })
+        Ok(Route { port: port.unwrap_or(self.port), proxy, crl: self.crl_check.clone() })
+    }
+
+    /// The route of a raw message: its port and proxy, and revocation checking when its
+    /// `ENABLE_CRL_CHECKING` flag is set (the client's [`CrlCheck`], else the default one;
+    /// the flag means nothing over plain HTTP).
+    fn raw_route(&self, message: &RawMessage) -> Result<Route, Error> {
+        let mut route = self.route(message.port(), message.proxy())?;
+        if message.security_flags().contains(SecurityFlags::ENABLE_CRL_CHECKING)
+            && route.crl.is_none()
+            && self.scheme == Scheme::Https
+        {
+            route.crl = Some(Arc::new(CrlCheck::default()));
+        }
+        Ok(route)
     }
 
     /// One exchange: connect (bounded by the connect timeout), send, read; all bounded by the
-    /// exchange timeout.
+    /// exchange timeout. On the `windowsauth` vdir with credentials, the NTLM handshake.
     async fn exchange(
         &self,
         route: &Route,
@@ -606,19 +732,25 @@ impl Client {
         let authority = format!("{}:{}", self.settings.mp, route.port);
         let url = format!("{}://{authority}{path}", self.scheme.as_str());
         let context = format!("{method} {url}");
-        let work = async {
-            let connect_context = format!("connect to {}://{authority}", self.scheme.as_str());
-            let stream =
-                bounded(self.connect_timeout, &connect_context, self.connect(route, &authority))
-                    .await?;
+        let target = match (&route.proxy, self.scheme) {
+            (Some(_), Scheme::Http) => url.as_str(),
+            _ => path,
+        };
+        // The request with an `Authorization` header, and `Connection: keep-alive` for the
+        // legs of a handshake that must stay on the connection.
+        let build = |authorization: Option<&str>, keep_alive: bool| {
             let mut out = Vec::with_capacity(body.len() + 512);
-            let target = match (&route.proxy, self.scheme) {
-                (Some(_), Scheme::Http) => url.as_str(),
-                _ => path,
-            };
             out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
             for (name, value) in headers {
+                let value = if keep_alive && name.eq_ignore_ascii_case("connection") {
+                    "keep-alive"
+                } else {
+                    value.as_str()
+                };
                 out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+            if let Some(auth) = authorization {
+                out.extend_from_slice(format!("Authorization: {auth}\r\n").as_bytes());
             }
             if let (Some(proxy), Scheme::Http) = (&route.proxy, self.scheme)
                 && let Some(auth) = &proxy.authorization
@@ -627,16 +759,113 @@ impl Client {
             }
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(body);
-            match stream {
-                Stream::Plain(tcp) => round_trip(tcp, &out, self.limits.max_body, &context).await,
-                Stream::Tls(tls) => round_trip(*tls, &out, self.limits.max_body, &context).await,
-            }
+            out
+        };
+        let windows = self
+            .windows_credentials
+            .as_ref()
+            .filter(|_| path.to_ascii_lowercase().starts_with("/ccm_system_windowsauth/"));
+        let work = async {
+            let mut conn = self.open(route, &authority, &context).await?;
+            let Some(creds) = windows else {
+                return conn.round_trip(&build(None, false), self.limits.max_body).await;
+            };
+            // Boxed: three round trips make a large future for the caller's stack.
+            Box::pin(self.windows_auth(route, &authority, conn, creds, &build, &context)).await
         };
         bounded(self.timeout, &context, work).await
     }
 
-    /// TCP to the MP or the proxy, the proxy tunnel for HTTPS, then TLS.
-    async fn connect(&self, route: &Route, authority: &str) -> Result<Stream, Error> {
+    /// The NTLM handshake (MS-NLMP; [`crate::ntlm`]): the request without credentials; on a
+    /// 401 offering `NTLM` or `Negotiate`, the request with the `NEGOTIATE` message; on the
+    /// 401 carrying the `CHALLENGE`, the request with the `AUTHENTICATE` message on the same
+    /// connection (NTLM authenticates the connection, not a request).
+    async fn windows_auth(
+        &self,
+        route: &Route,
+        authority: &str,
+        mut conn: Conn<'_>,
+        creds: &Credentials,
+        build: &(dyn Fn(Option<&str>, bool) -> Vec<u8> + Sync),
+        context: &str,
+    ) -> Result<HttpReply, Error> {
+        let limit = self.limits.max_body;
+        let failed = |reason: String| Error::AuthenticationFailed {
+            user: if creds.domain.is_empty() {
+                creds.user.clone()
+            } else {
+                format!("{}\\{}", creds.domain, creds.user)
+            },
+            reason,
+        };
+        let first = conn.round_trip(&build(None, true), limit).await?;
+        if first.status != 401 {
+            return Ok(first);
+        }
+        let offers = www_authenticate(&first.headers);
+        let scheme = ["NTLM", "Negotiate"]
+            .into_iter()
+            .find(|s| offers.iter().any(|(o, _)| o.eq_ignore_ascii_case(s)))
+            .ok_or_else(|| failed("the MP offers neither NTLM nor Negotiate".to_owned()))?;
+        let reused = !closes(&first.headers);
+        if !reused {
+            conn = self.open(route, authority, context).await?;
+        }
+        let negotiate = openssl::base64::encode_block(&ntlm::negotiate());
+        let leg = build(Some(&format!("{scheme} {negotiate}")), true);
+        let second = match conn.round_trip(&leg, limit).await {
+            Ok(reply) => reply,
+            // The MP closed the connection without saying so: the handshake starts on a new one.
+            Err(Error::Network { .. }) if reused => {
+                conn = self.open(route, authority, context).await?;
+                conn.round_trip(&leg, limit).await?
+            }
+            Err(e) => return Err(e),
+        };
+        if second.status != 401 {
+            return Ok(second);
+        }
+        let token = www_authenticate(&second.headers)
+            .into_iter()
+            .find(|(o, t)| o.eq_ignore_ascii_case(scheme) && !t.is_empty())
+            .map(|(_, t)| t)
+            .ok_or_else(|| {
+                failed("the MP refused the NTLM negotiation (no challenge)".to_owned())
+            })?;
+        if closes(&second.headers) {
+            return Err(failed(
+                "the MP closed the connection after its challenge; NTLM needs one connection"
+                    .to_owned(),
+            ));
+        }
+        let challenge = openssl::base64::decode_block(token.trim())
+            .map_err(|_| failed("the challenge is not base64".to_owned()))?;
+        let challenge = ntlm::parse_challenge(&challenge)?;
+        let authenticate = ntlm::authenticate(creds, &challenge)?;
+        let authorization = format!("{scheme} {}", openssl::base64::encode_block(&authenticate));
+        let last = conn.round_trip(&build(Some(&authorization), false), limit).await?;
+        if last.status == 401 {
+            return Err(failed("the MP refused the credentials (HTTP 401)".to_owned()));
+        }
+        Ok(last)
+    }
+
+    /// Connects (bounded by the connect timeout), checking revocation when the route asks.
+    async fn open<'c>(
+        &self,
+        route: &Route,
+        authority: &str,
+        context: &'c str,
+    ) -> Result<Conn<'c>, Error> {
+        let connect_context = format!("connect to {}://{authority}", self.scheme.as_str());
+        let io =
+            bounded(self.connect_timeout, &connect_context, self.connect(route, authority)).await?;
+        Ok(Conn { io, buf: Vec::with_capacity(16 * 1024), context })
+    }
+
+    /// TCP to the MP or the proxy, the proxy tunnel for HTTPS, then TLS and the revocation
+    /// check.
+    async fn connect(&self, route: &Route, authority: &str) -> Result<Box<dyn Io>, Error> {
         let tcp = match &route.proxy {
             Some(proxy) => {
                 let context = format!("connect to the proxy {}:{}", proxy.host, proxy.port);
@@ -660,19 +889,65 @@ impl Client {
         // Nagle only delays the single write of a request; failure to turn it off is harmless.
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => Ok(Stream::Plain(tcp)),
+            None => Ok(Box::new(tcp)),
             Some(tls) => {
+                let context = format!("TLS handshake with {authority}");
                 let stream =
                     tls.connector.connect(tls.server_name.clone(), tcp).await.map_err(|e| {
-                        Error::Tls {
-                            context: format!("TLS handshake with {authority}"),
-                            message: e.to_string(),
-                        }
+                        Error::Tls { context: context.clone(), message: e.to_string() }
                     })?;
-                Ok(Stream::Tls(Box::new(stream)))
+                if let Some(check) = &route.crl {
+                    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+                    tls.check_revocation(chain, check, self.connect_timeout, &context).await?;
+                }
+                Ok(Box::new(stream))
             }
         }
     }
+}
+
+/// `host[:port]` or `[v6][:port]` of an `http://` URL: the host (without brackets) and the
+/// port (80 by default); `None` for an empty host, a bad port or unsafe characters.
+fn split_authority(authority: &str) -> Option<(&str, u16)> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = port.map_or(Some(80), |p| p.parse::<u16>().ok())?;
+    let ok = !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:%".contains(&b));
+    ok.then_some((host, port))
+}
+
+/// The `WWW-Authenticate` challenges of a response: (scheme, token) pairs, one per header
+/// field (IIS sends one field per scheme).
+fn www_authenticate(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(|v| {
+            let v = v.trim();
+            match v.split_once(' ') {
+                Some((scheme, token)) => (scheme.to_owned(), token.trim().to_owned()),
+                None => (v.to_owned(), String::new()),
+            }
+        })
+        .collect()
+}
+
+/// Whether a response closes its connection (`Connection: close`).
+fn closes(headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("connection")
+            && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+    })
 }
 
 impl fmt::Debug for Client {
@@ -915,7 +1190,15 @@ struct Tls {
     server_name: ServerName<'static>,
     /// Whether a client certificate is configured.
     mutual: bool,
+    /// The roots and provider, for the revocation check's verifier.
+    roots: Arc<rustls::RootCertStore>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// CRLs fetched from distribution points, per URL, with the time they stop being used.
+    fetched: Arc<std::sync::Mutex<CrlCache>>,
 }
+
+/// Fetched CRLs by URL: the DER and the time it stops being used.
+type CrlCache = std::collections::BTreeMap<String, (Vec<u8>, SystemTime)>;
 
 impl Tls {
     /// The rustls configuration: ring provider, safe protocol versions (TLS 1.2 and 1.3),
@@ -951,10 +1234,11 @@ impl Tls {
             ));
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
+        let roots = Arc::new(store);
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Config(format!("TLS protocol versions: {e}")))?
-            .with_root_certificates(store);
+            .with_root_certificates(Arc::clone(&roots));
         let config = match identity {
             None => builder.with_no_client_auth(),
             Some(id) => {
@@ -969,8 +1253,155 @@ impl Tls {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
             mutual: identity.is_some(),
+            roots,
+            provider,
+            fetched: Arc::default(),
         })
     }
+
+    /// Verifies the server's `chain` (leaf first) again, with CRLs ([`CrlCheck`]).
+    async fn check_revocation(
+        &self,
+        chain: &[CertificateDer<'static>],
+        check: &CrlCheck,
+        fetch_timeout: Duration,
+        context: &str,
+    ) -> Result<(), Error> {
+        let unavailable =
+            |reason: String| Error::CrlUnavailable { context: context.to_owned(), reason };
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err(unavailable("the server sent no certificate".to_owned()));
+        };
+        let mut crls = Vec::new();
+        for (index, crl) in check.crls.iter().enumerate() {
+            crls.push(crl_der(crl).ok_or_else(|| {
+                unavailable(format!("configured CRL #{} is neither DER nor PEM", index + 1))
+            })?);
+        }
+        let mut failures = Vec::new();
+        if crls.is_empty() && check.fetch {
+            let checked = if check.end_entity_only { &chain[..1] } else { chain };
+            for url in checked.iter().flat_map(|c| distribution_points(c)) {
+                match self.fetch_crl(&url, check.max_fetch_bytes, fetch_timeout).await {
+                    Ok(der) => crls.push(der),
+                    Err(why) => failures.push(format!("{url}: {why}")),
+                }
+            }
+        }
+        let none_found = crls.is_empty();
+        let unknown = |what: &str| {
+            let mut reason = what.to_owned();
+            if check.crls.is_empty() && !check.fetch {
+                reason.push_str("; no CRL is configured and fetching is off");
+            } else if check.crls.is_empty() && failures.is_empty() && none_found {
+                reason.push_str("; the certificate names no http:// CRL distribution point");
+            }
+            if !failures.is_empty() {
+                reason.push_str(&format!("; fetching failed: {}", failures.join("; ")));
+            }
+            unavailable(reason)
+        };
+        if none_found {
+            // rustls checks nothing without CRLs: say so unless unknown status is allowed.
+            return if check.allow_unknown { Ok(()) } else { Err(unknown("no CRL")) };
+        }
+        let mut builder = WebPkiServerVerifier::builder_with_provider(
+            Arc::clone(&self.roots),
+            Arc::clone(&self.provider),
+        )
+        .with_crls(crls.into_iter().map(CertificateRevocationListDer::from))
+        .enforce_revocation_expiration();
+        if check.end_entity_only {
+            builder = builder.only_check_end_entity_revocation();
+        }
+        if check.allow_unknown {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        let verifier =
+            builder.build().map_err(|e| unavailable(format!("a CRL is unusable: {e}")))?;
+        let verified = verifier.verify_server_cert(
+            leaf,
+            intermediates,
+            &self.server_name,
+            &[],
+            UnixTime::now(),
+        );
+        match verified {
+            Ok(_) => Ok(()),
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) => {
+                Err(Error::Revoked {
+                    context: context.to_owned(),
+                    message: "listed in its issuer's CRL".to_owned(),
+                })
+            }
+            Err(rustls::Error::InvalidCertificate(
+                e @ (rustls::CertificateError::UnknownRevocationStatus
+                | rustls::CertificateError::ExpiredRevocationList
+                | rustls::CertificateError::ExpiredRevocationListContext { .. }),
+            )) => Err(unknown(&format!("no current CRL of the issuer ({e})"))),
+            Err(rustls::Error::InvalidCertRevocationList(e)) => {
+                Err(unknown(&format!("a CRL does not verify ({e:?})")))
+            }
+            Err(e) => Err(Error::Tls { context: context.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    /// A CRL from a distribution point, from the cache while it is current.
+    async fn fetch_crl(
+        &self,
+        url: &str,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let now = SystemTime::now();
+        {
+            let cache = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((der, until)) = cache.get(url)
+                && *until > now
+            {
+                return Ok(der.clone());
+            }
+        }
+        let reply = bounded(timeout, url, http_get(url, limit)).await.map_err(|e| e.to_string())?;
+        if reply.status != 200 {
+            return Err(format!("HTTP {}", reply.status));
+        }
+        let der = crl_der(&reply.body).ok_or("the answer is not a CRL (DER or PEM)")?;
+        let next_update = openssl::x509::X509Crl::from_der(&der).ok().and_then(|crl| {
+            let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+            let diff = now.diff(crl.next_update()?).ok()?;
+            let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+            u64::try_from(secs).ok()
+        });
+        if let Some(secs) = next_update {
+            let until = now + Duration::from_secs(secs.min(86_400));
+            let mut cache = self.fetched.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.insert(url.to_owned(), (der.clone(), until));
+        }
+        Ok(der)
+    }
+}
+
+/// A CRL as DER: DER as it is, PEM converted; `None` for neither.
+fn crl_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        openssl::x509::X509Crl::from_pem(bytes).ok()?.to_der().ok()
+    } else {
+        bytes.starts_with(&[0x30]).then(|| bytes.to_vec())
+    }
+}
+
+/// The `http://` URLs of a certificate's CRL distribution points (full names only).
+fn distribution_points(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok(cert) = X509::from_der(cert) else { return Vec::new() };
+    let Some(points) = cert.crl_distribution_points() else { return Vec::new() };
+    points
+        .iter()
+        .filter_map(|p| p.distpoint()?.fullname())
+        .flat_map(|names| names.iter().filter_map(|n| n.uri()))
+        .filter(|uri| uri.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// An `http://` proxy.
@@ -1079,35 +1510,60 @@ impl fmt::Debug for Proxy {
     }
 }
 
-/// The port and proxy of one exchange.
+/// The port, proxy and revocation checking of one exchange.
 struct Route {
     port: u16,
     proxy: Option<Proxy>,
+    crl: Option<Arc<CrlCheck>>,
 }
 
-/// A connected stream.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+/// A connected stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 
-/// Writes the request and reads the response.
-async fn round_trip<S: AsyncRead + AsyncWrite + Unpin>(
-    mut io: S,
-    request: &[u8],
-    limit: usize,
-    context: &str,
-) -> Result<HttpReply, Error> {
-    io.write_all(request).await.map_err(|e| network(context, &e))?;
-    io.flush().await.map_err(|e| network(context, &e))?;
-    Incoming { io, buf: Vec::with_capacity(16 * 1024), context }.response(limit).await
-}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// A response being read: the stream and what was read but not yet consumed.
-struct Incoming<'c, S> {
-    io: S,
+/// One connection: the stream and what was read but not yet consumed. Requests are sent one
+/// at a time; a response is read to its end before the next request (keep-alive for the NTLM
+/// handshake, a single request otherwise).
+struct Conn<'c> {
+    io: Box<dyn Io>,
     buf: Vec<u8>,
     context: &'c str,
+}
+
+impl Conn<'_> {
+    /// Writes a request and reads its response.
+    async fn round_trip(&mut self, request: &[u8], limit: usize) -> Result<HttpReply, Error> {
+        self.io.write_all(request).await.map_err(|e| network(self.context, &e))?;
+        self.io.flush().await.map_err(|e| network(self.context, &e))?;
+        Box::pin(self.response(limit)).await
+    }
+}
+
+/// A plain HTTP GET (CRL distribution points): the response of `url`, within `limit` bytes.
+async fn http_get(url: &str, limit: usize) -> Result<HttpReply, Error> {
+    let context = format!("GET {url}");
+    let bad =
+        |message: &str| Error::Network { context: context.clone(), message: message.to_owned() };
+    let rest = url
+        .get(..7)
+        .filter(|s| s.eq_ignore_ascii_case("http://"))
+        .and_then(|_| url.get(7..))
+        .ok_or_else(|| bad("not an http:// URL"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let (host, port) = split_authority(authority).ok_or_else(|| bad("not a usable URL"))?;
+    let safe = |t: &str| t.bytes().all(|b| b.is_ascii_graphic());
+    if !safe(path) {
+        return Err(bad("not a usable URL"));
+    }
+    let tcp = TcpStream::connect((host, port)).await.map_err(|e| network(&context, &e))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\nConnection: close\r\n\r\n",
+        wire::USER_AGENT
+    );
+    let mut conn = Conn { io: Box::new(tcp), buf: Vec::new(), context: &context };
+    conn.round_trip(request.as_bytes(), limit).await
 }
 
 /// How a response body is delimited (RFC 9112 §6.3).
@@ -1118,9 +1574,9 @@ enum Framing {
     ToEnd,
 }
 
-impl<S: AsyncRead + Unpin> Incoming<'_, S> {
-    /// Reads one response: interim 1xx heads are skipped.
-    async fn response(mut self, limit: usize) -> Result<HttpReply, Error> {
+impl Conn<'_> {
+    /// Reads one response: interim 1xx heads are skipped. Bytes after it stay buffered.
+    async fn response(&mut self, limit: usize) -> Result<HttpReply, Error> {
         let mut interim = 0;
         loop {
             let (status, headers, head_len) = self.head().await?;
@@ -1140,8 +1596,8 @@ impl<S: AsyncRead + Unpin> Incoming<'_, S> {
                 }
                 Framing::Length(len) => {
                     self.need(len).await?;
-                    self.buf.truncate(len);
-                    std::mem::take(&mut self.buf)
+                    let rest = self.buf.split_off(len);
+                    std::mem::replace(&mut self.buf, rest)
                 }
                 Framing::ToEnd => {
                     while self.fill().await? > 0 {
@@ -1383,7 +1839,7 @@ const MAX_LINE: usize = 4 * 1024;
 
 #[cfg(test)]
 mod tests {
-    use super::{Proxy, percent_decode, policy_target};
+    use super::{Proxy, closes, percent_decode, policy_target, split_authority, www_authenticate};
     use crate::msg::HostName;
 
     #[test]
@@ -1399,6 +1855,27 @@ mod tests {
         assert!(policy_target("http://evil.example/SMS_MP/.sms_pol?x", &mp).is_err());
         assert!(policy_target("http://<mp>", &mp).is_err());
         assert!(policy_target("SMS_MP/.sms_pol", &mp).is_err());
+    }
+
+    #[test]
+    fn crl_point_authorities_and_auth_headers_parse() {
+        assert_eq!(split_authority("crl.corp.example"), Some(("crl.corp.example", 80)));
+        assert_eq!(split_authority("10.0.0.1:8080"), Some(("10.0.0.1", 8080)));
+        assert_eq!(split_authority("[::1]"), Some(("::1", 80)));
+        assert_eq!(split_authority("[::1]:81"), Some(("::1", 81)));
+        for bad in ["", ":80", "h:x", "h:99999", "[::1", "a b", "h/x"] {
+            assert_eq!(split_authority(bad), None, "{bad}");
+        }
+        let headers = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let h = headers(&[("WWW-Authenticate", "Negotiate"), ("www-authenticate", "NTLM abc=")]);
+        assert_eq!(
+            www_authenticate(&h),
+            [("Negotiate".to_owned(), String::new()), ("NTLM".to_owned(), "abc=".to_owned())]
+        );
+        assert!(closes(&headers(&[("Connection", "Keep-Alive, close")])));
+        assert!(!closes(&headers(&[("Connection", "keep-alive")])));
     }
 
     #[test]

@@ -141,6 +141,38 @@ pub enum Error {
         /// The TLS library's description.
         message: String,
     },
+    /// Revocation checking is on and the MP's TLS certificate, or a CA certificate above it,
+    /// is listed as revoked by its CRL (`MPAPI_SECURITY_FLAG_ENABLE_CRL_CHECKING`, §5.4).
+    #[error("{context}: the server certificate is revoked ({message})")]
+    Revoked {
+        /// What was being done (`TLS handshake with mp01.corp.example:443`).
+        context: String,
+        /// The TLS library's description.
+        message: String,
+    },
+    /// Revocation checking is on and the revocation status of the MP's TLS certificate cannot
+    /// be determined: no CRL configured or fetched for its issuer, a CRL past its
+    /// `nextUpdate`, or a CRL that does not parse or verify. Never a silent pass; see
+    /// [`crate::client::CrlCheck::allow_unknown`].
+    #[error("{context}: revocation status unknown: {reason}")]
+    CrlUnavailable {
+        /// What was being done (`TLS handshake with mp01.corp.example:443`).
+        context: String,
+        /// Why no usable CRL was found, with the fetch failures if any.
+        reason: String,
+    },
+    /// Windows authentication (NTLM) on the `windowsauth` vdir failed: the MP refused the
+    /// credentials, offers neither `NTLM` nor `Negotiate`, or broke the handshake (M9).
+    #[error("authentication failed for {user}: {reason}")]
+    AuthenticationFailed {
+        /// `DOMAIN\user` as configured.
+        user: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A malformed NTLM message from the MP.
+    #[error(transparent)]
+    Ntlm(#[from] crate::ntlm::NtlmError),
     /// The client configuration is unusable (proxy URL, roots, client certificate, …).
     #[error("invalid client configuration: {0}")]
     Config(String),

@@ -13,6 +13,7 @@
 //!   header built from typed fields (§2.4).
 //! - [`wire`]: a typed message kind in, the exact `CCM_POST` request bytes out, and back.
 //! - [`raw`]: the raw message API of the 2007 COM surface (§5), which the typed API uses.
+//! - [`ntlm`]: NTLMv2 messages for the `windowsauth` vdir (client and emulator sides).
 //! - [`register`]: signed registration requests (single client, ISV proxy, proxy clients)
 //!   and the pending → confirmation loop as a state machine (§4.1).
 //!
@@ -35,6 +36,7 @@ pub mod cms;
 mod error;
 pub mod msg;
 pub mod multipart;
+pub mod ntlm;
 pub mod payload;
 pub mod raw;
 pub mod register;

@@ -48,6 +48,9 @@ impl SecurityFlags {
     /// `MPAPI_SECURITY_FLAG_ENCRYPT_MESSAGE`: CMS-encrypt the payload to the MP (mixed mode).
     pub const ENCRYPT_MESSAGE: Self = Self(0x4);
     /// `MPAPI_SECURITY_FLAG_ENABLE_CRL_CHECKING`: check the MP's TLS certificate revocation.
+    /// Enforced by the HTTP client over HTTPS: the client's
+    /// [`CrlCheck`](crate::client::CrlCheck), or the default one (CRLs fetched from the
+    /// certificate's distribution points) when the client has none; meaningless over HTTP.
     pub const ENABLE_CRL_CHECKING: Self = Self(0x8);
     /// `MPAPI_SECURITY_FLAG_COMPRESS_MESSAGE`: zlib-compress the payload.
     pub const COMPRESS_MESSAGE: Self = Self(0x8000_0000);

@@ -25,9 +25,10 @@ use cmmp_model::{DecodeErrorKind, Endpoint, MessageExt};
 use cmmp_transport::body::{encode_body, encode_header};
 use cmmp_transport::cert::{self, Identity};
 use cmmp_transport::client::{
-    Client, ClientConfig, ClientIdentity, PolicyAuth, Roots, Scheme, blocking,
+    Client, ClientConfig, ClientIdentity, CrlCheck, PolicyAuth, Roots, Scheme, blocking,
 };
 use cmmp_transport::msg::HostName;
+use cmmp_transport::ntlm::Credentials;
 use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::reply::{self, ReplyLimits, ReplySignature, ReplySigner, ReplyVerifier};
 use cmmp_transport::sign::{self, HashAlgorithm, TokenScheme};
@@ -35,7 +36,7 @@ use cmmp_transport::wire::{self, DecodeLimits, Fresh, Settings, Vdir};
 use cmmp_transport::zlib::InflateError;
 use cmmp_transport::{Error, cms, multipart, zlib};
 use exchange::mp::{Answer, TestMp, TestProxy, chunked_ok, multipart_ok, ok, response};
-use exchange::pki::{pki, server_config};
+use exchange::pki::{crl, pki, server_config, server_with_crl_point};
 use pretty_assertions::assert_eq;
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,6 +1006,149 @@ async fn a_server_requiring_a_client_certificate_fails_the_tls_exchange() {
     assert!(matches!(e, Error::Tls { .. }) || reset, "{e}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Revocation (CRL) checking of the MP's TLS certificate (§5.4 ENABLE_CRL_CHECKING)
+
+/// An HTTPS test MP with `pair` as its certificate, answering a content location reply.
+fn https_mp(pair: &exchange::pki::Pair) -> TestMp {
+    TestMp::https(server_config(pair, None), |_| sync_reply(&content_reply(), true, None))
+}
+
+/// Invokes a content location request with `check` against `mp`.
+async fn invoke_checked(mp: &TestMp, check: Option<CrlCheck>) -> Result<(), Error> {
+    let mut c = tls_config(mp);
+    c.crl_check = check;
+    Client::new(c)?.invoke(&content_location(), vec![], None).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn a_crl_that_does_not_list_the_server_lets_the_exchange_through() {
+    let mp = https_mp(&pki().server);
+    let current = crl(&pki().ca, &[&pki().client], 7);
+    invoke_checked(&mp, Some(CrlCheck::with_crls(vec![current.clone()]))).await.unwrap();
+    // PEM works as well as DER.
+    let pem = openssl::x509::X509Crl::from_der(&current).unwrap().to_pem().unwrap();
+    invoke_checked(&mp, Some(CrlCheck::with_crls(vec![pem]))).await.unwrap();
+    // Checking off: no CRL needed.
+    invoke_checked(&mp, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_revoked_server_certificate_is_refused_before_the_request() {
+    let mp = https_mp(&pki().server);
+    let revoking = crl(&pki().ca, &[&pki().server], 7);
+    let e = invoke_checked(&mp, Some(CrlCheck::with_crls(vec![revoking]))).await.unwrap_err();
+    assert!(matches!(&e, Error::Revoked { .. }), "{e}");
+    assert!(e.to_string().contains("revoked"), "{e}");
+    assert!(mp.requests().is_empty(), "nothing is sent to a revoked server");
+}
+
+#[tokio::test]
+async fn an_unknown_revocation_status_is_an_error_unless_allowed() {
+    let mp = https_mp(&pki().server);
+    let unavailable = |e: &Error, needle: &str| matches!(e, Error::CrlUnavailable { reason, .. } if reason.contains(needle));
+    // No CRL configured, fetching off.
+    let off = CrlCheck { fetch: false, ..CrlCheck::default() };
+    let e = invoke_checked(&mp, Some(off.clone())).await.unwrap_err();
+    assert!(unavailable(&e, "fetching is off"), "{e}");
+    // Fetching on, but the certificate names no distribution point.
+    let e = invoke_checked(&mp, Some(CrlCheck::default())).await.unwrap_err();
+    assert!(unavailable(&e, "no http:// CRL distribution point"), "{e}");
+    // A CRL of another CA says nothing about this certificate.
+    let other = CrlCheck::with_crls(vec![crl(&pki().rogue_ca, &[], 7)]);
+    let e = invoke_checked(&mp, Some(other)).await.unwrap_err();
+    assert!(matches!(e, Error::CrlUnavailable { .. }), "{e}");
+    // A stale CRL (past its nextUpdate) does not count.
+    let stale = CrlCheck::with_crls(vec![crl(&pki().ca, &[], -1)]);
+    let e = invoke_checked(&mp, Some(stale)).await.unwrap_err();
+    assert!(matches!(e, Error::CrlUnavailable { .. }), "{e}");
+    // Unless unknown status is allowed.
+    invoke_checked(&mp, Some(CrlCheck { allow_unknown: true, ..off })).await.unwrap();
+    assert!(e.to_string().contains("revocation status unknown"), "{e}");
+}
+
+#[tokio::test]
+async fn crls_are_fetched_from_the_distribution_point() {
+    // The CRL the distribution point publishes, set once the server certificate exists.
+    let published = std::sync::Arc::new(std::sync::Mutex::new(crl(&pki().ca, &[], 7)));
+    let serving = std::sync::Arc::clone(&published);
+    let crl_point =
+        TestMp::http(move |_| ok("application/pkix-crl", &serving.lock().unwrap().clone()));
+    let url = format!("http://127.0.0.1:{}/pki/ca.crl", crl_point.port());
+    let server = server_with_crl_point(&url);
+    let mp = https_mp(&server);
+    let mut c = tls_config(&mp);
+    c.crl_check = Some(CrlCheck::default());
+    let client = Client::new(c).unwrap();
+    client.invoke(&content_location(), vec![], None).await.unwrap();
+    let fetched = crl_point.only_request();
+    assert_eq!((fetched.method.as_str(), fetched.target.as_str()), ("GET", "/pki/ca.crl"));
+    // Kept until its nextUpdate: the next exchange fetches nothing.
+    client.invoke(&content_location(), vec![], None).await.unwrap();
+    assert_eq!(crl_point.requests().len(), 1);
+
+    // The point now lists the server: a new client fetches it and refuses the server.
+    *published.lock().unwrap() = crl(&pki().ca, &[&server], 7);
+    let e = invoke_checked(&mp, Some(CrlCheck::default())).await.unwrap_err();
+    assert!(matches!(e, Error::Revoked { .. }), "{e}");
+    assert_eq!(crl_point.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_distribution_point_is_crl_unavailable() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mp = https_mp(&server_with_crl_point(&format!("http://127.0.0.1:{port}/ca.crl")));
+    let e = invoke_checked(&mp, Some(CrlCheck::default())).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::CrlUnavailable { reason, .. } if reason.contains("fetching failed")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_raw_crl_flag_turns_checking_on() {
+    let mp = https_mp(&pki().server);
+    let client = Client::new(tls_config(&mp)).unwrap();
+    let mut message = RawMessage::new();
+    message.set_target_endpoint("MP_LocationManager").unwrap();
+    message.set_body_from_string(&content_location().0.to_xml().unwrap());
+    client.invoke_raw(&message, None).await.unwrap();
+    message.set_security_flags(SecurityFlags::NATIVE_MODE | SecurityFlags::ENABLE_CRL_CHECKING);
+    let e = client.invoke_raw(&message, None).await.unwrap_err();
+    assert!(matches!(e, Error::CrlUnavailable { .. }), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Windows authentication (NTLM) on the windowsauth vdir (M9); the handshake against the
+// emulator is tested in cmmp-emulator's tests/windowsauth.rs.
+
+#[tokio::test]
+async fn a_401_without_ntlm_or_negotiate_is_authentication_failed() {
+    let mp = TestMp::http(|_| {
+        Answer::Bytes(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"mp\"\r\n\
+              Content-Length: 0\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let mut c = config(&mp);
+    c.settings.vdir = Vdir::WindowsAuth;
+    c.windows_credentials = Some(Credentials::new("CORP", "sccm-naa", "Secret1!"));
+    let e = Client::new(c).unwrap().invoke(&content_location(), vec![], None).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::AuthenticationFailed { user, reason }
+            if user == "CORP\\sccm-naa" && reason.contains("neither NTLM nor Negotiate")),
+        "{e}"
+    );
+    // The first leg goes without credentials, asking to keep the connection.
+    let sent = mp.only_request();
+    assert_eq!(
+        (sent.header("Authorization"), sent.header("Connection")),
+        (None, Some("keep-alive"))
+    );
+}
+
 #[test]
 fn unusable_configurations_are_refused() {
     let mut c = ClientConfig::new(settings("127.0.0.1"));
@@ -1023,6 +1167,9 @@ fn unusable_configurations_are_refused() {
     c.roots = Roots::Custom(Vec::new());
     assert!(matches!(Client::new(c.clone()), Err(Error::Config(_))), "no root at all");
     c.scheme = Scheme::Http;
+    c.crl_check = Some(CrlCheck::default());
+    assert!(matches!(Client::new(c.clone()), Err(Error::Config(_))), "CRL check over http");
+    c.crl_check = None;
     c.proxy = Some("socks5://proxy:1080".to_owned());
     assert!(matches!(Client::new(c), Err(Error::Config(_))), "proxy scheme");
     assert!(matches!(

@@ -1,17 +1,22 @@
 //! Test PKI made in the test (no stored keys): a CA, a server certificate for `localhost` and
-//! 127.0.0.1, a client certificate, and a second, untrusted CA.
+//! 127.0.0.1, a client certificate, and a second, untrusted CA; CRLs and server certificates
+//! naming a CRL distribution point for the revocation tests.
 
 use std::sync::{Arc, OnceLock};
 
 use openssl::asn1::Asn1Time;
+use openssl::asn1::{Asn1Object, Asn1OctetString};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    AuthorityKeyIdentifier, BasicConstraints, CrlNumber, ExtendedKeyUsage, KeyUsage,
+    SubjectAlternativeName,
 };
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::{
+    X509, X509Builder, X509CrlBuilder, X509Extension, X509NameBuilder, X509RevokedBuilder,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate and its key.
@@ -43,6 +48,7 @@ pub(crate) struct Pki {
     /// A client certificate (`CN=WS01`, clientAuth) issued by the CA.
     pub(crate) client: Pair,
     /// A CA nobody trusts, and a server certificate it issued.
+    pub(crate) rogue_ca: Pair,
     pub(crate) rogue_server: Pair,
 }
 
@@ -55,7 +61,7 @@ pub(crate) fn pki() -> &'static Pki {
         let client = issue(&ca, "WS01", false);
         let rogue = ca_pair("rogue CA");
         let rogue_server = issue(&rogue, "localhost", true);
-        Pki { ca, server, client, rogue_server }
+        Pki { ca, server, client, rogue_ca: rogue, rogue_server }
     })
 }
 
@@ -115,6 +121,68 @@ fn ca_pair(cn: &str) -> Pair {
 }
 
 fn issue(ca: &Pair, cn: &str, server: bool) -> Pair {
+    issue_with(ca, cn, server, None)
+}
+
+/// A server certificate of the test CA for `localhost` and 127.0.0.1 whose CRL distribution
+/// point is `url`.
+pub(crate) fn server_with_crl_point(url: &str) -> Pair {
+    issue_with(&pki().ca, "localhost", true, Some(url))
+}
+
+/// A CRL of `ca` listing `revoked`, issued a day ago, valid until `next_update_days` from now
+/// (negative: already stale), DER.
+pub(crate) fn crl(ca: &Pair, revoked: &[&Pair], next_update_days: i64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .cast_signed();
+    let mut b = X509CrlBuilder::new().unwrap();
+    b.set_issuer_name(ca.cert.subject_name()).unwrap();
+    b.set_last_update(&Asn1Time::from_unix(now - 2 * 86_400).unwrap()).unwrap();
+    b.set_next_update(&Asn1Time::from_unix(now + next_update_days * 86_400).unwrap()).unwrap();
+    b.append_extension(CrlNumber::new(BigNum::from_u32(1).unwrap()).unwrap().build().unwrap())
+        .unwrap();
+    let context = X509Builder::new().unwrap();
+    let aki = AuthorityKeyIdentifier::new()
+        .issuer(true)
+        .build(&context.x509v3_context(Some(&ca.cert), None))
+        .unwrap();
+    b.append_extension(aki).unwrap();
+    for pair in revoked {
+        let mut r = X509RevokedBuilder::new().unwrap();
+        r.set_serial_number(pair.cert.serial_number()).unwrap();
+        r.set_revocation_date(&Asn1Time::from_unix(now - 86_400).unwrap()).unwrap();
+        b.add_revoked(r.build()).unwrap();
+    }
+    b.sign(&ca.key, MessageDigest::sha256()).unwrap();
+    b.build().unwrap().to_der().unwrap()
+}
+
+/// DER tag-length-value (lengths below 64 KiB).
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    match u8::try_from(len) {
+        Ok(l) if l < 0x80 => out.push(l),
+        Ok(l) => out.extend([0x81, l]),
+        Err(_) => out.extend([0x82, (len >> 8) as u8, (len & 0xff) as u8]),
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The `cRLDistributionPoints` extension naming one URL (RFC 5280 §4.2.1.13).
+fn crl_distribution_point(url: &str) -> X509Extension {
+    // SEQUENCE OF DistributionPoint { [0] DistributionPointName { [0] fullName { [6] URI } } }
+    let der = tlv(0x30, &tlv(0x30, &tlv(0xa0, &tlv(0xa0, &tlv(0x86, url.as_bytes())))));
+    let oid = Asn1Object::from_str("2.5.29.31").unwrap();
+    X509Extension::new_from_der(&oid, false, &Asn1OctetString::new_from_bytes(&der).unwrap())
+        .unwrap()
+}
+
+fn issue_with(ca: &Pair, cn: &str, server: bool, crl_point: Option<&str>) -> Pair {
     static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
     let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let key = key();
@@ -135,6 +203,9 @@ fn issue(ca: &Pair, cn: &str, server: bool) -> Pair {
         b.append_extension(san).unwrap();
     } else {
         b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap()).unwrap();
+    }
+    if let Some(url) = crl_point {
+        b.append_extension(crl_distribution_point(url)).unwrap();
     }
     b.sign(&ca.key, MessageDigest::sha256()).unwrap();
     Pair { cert: b.build(), key }

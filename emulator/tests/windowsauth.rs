@@ -1,0 +1,178 @@
+//! Windows authentication on the `windowsauth` vdir, client ↔ emulator over loopback: the
+//! NTLM handshake of `cmmp-transport` against the emulator's `[[windows_accounts]]` (M9,
+//! MS-NLMP), and the trust that registrations through it earn (M2).
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use cmmp_emulator::{Emulator, Site, SiteConfig};
+use cmmp_model::kinds::ClientRegistration;
+use cmmp_model::registration::RegistrationKind;
+use cmmp_model::value::{IsoTime, MaybeSmsId};
+use cmmp_transport::Error;
+use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_single};
+use cmmp_transport::client::{Client, ClientConfig};
+use cmmp_transport::msg::HostName;
+use cmmp_transport::ntlm::Credentials;
+use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, build_request};
+use cmmp_transport::sign::HashAlgorithm;
+use cmmp_transport::wire::{Settings, Vdir};
+
+const SITE: &str = r#"
+approval = "trusted"
+
+[[windows_accounts]]
+domain = "CORP"
+user = "PC01$"
+password = "machine-secret"
+"#;
+
+async fn emulator(config: SiteConfig) -> Emulator {
+    let site = Site::in_memory(config, Utc::now()).unwrap();
+    let identity = generate_mixed_mode("SMS Issuing", SystemTime::now()).unwrap();
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    Emulator::start(listen, site, identity).await.unwrap()
+}
+
+fn client(mp: &Emulator, credentials: Option<Credentials>) -> Client {
+    let host = |n: &str| HostName::new(n).unwrap();
+    let mut settings = Settings::new(host("127.0.0.1"), host("PC01"));
+    settings.vdir = Vdir::WindowsAuth;
+    let mut config = ClientConfig::new(settings);
+    config.port = Some(mp.addr().port());
+    config.connect_timeout = Duration::from_secs(5);
+    config.timeout = Duration::from_secs(20);
+    config.windows_credentials = credentials;
+    Client::new(config).unwrap()
+}
+
+fn registration(identity: &Identity) -> ClientRegistration {
+    let info = Registration {
+        netbios_name: HostName::new("PC01").unwrap(),
+        fqdn: HostName::new("PC01.corp.example").unwrap(),
+        locale_id: 1033,
+        agent_identity: "cmmp-tests".to_owned(),
+        agent_version: "5.00.9128.1000".parse().unwrap(),
+        agent_type: AgentType::AdvancedClient,
+        internet_flag: 0,
+        agent_edition: None,
+        extra: Vec::new(),
+    };
+    ClientRegistration(
+        build_request(
+            &info,
+            identity,
+            RegistrationSigner::Own,
+            HashAlgorithm::Sha256,
+            RegistrationKind::Registration,
+            MaybeSmsId(None),
+            IsoTime::now(),
+        )
+        .unwrap(),
+    )
+}
+
+/// Registers a fresh client through the `windowsauth` vdir of `config`'s emulator with
+/// `creds` and checks that it is registered and approved: trusted approval approves
+/// registrations through Windows authentication (M2).
+async fn registers_approved(config: SiteConfig, creds: Credentials) {
+    let mp = emulator(config).await;
+    let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+    let sent = client(&mp, Some(creds)).invoke(&registration(&identity), vec![], None).await;
+    let reply = sent.unwrap().reply;
+    assert_eq!((reply.status, reply.approval_status), (0, Some(1)));
+}
+
+#[tokio::test]
+async fn ntlm_with_the_right_password_registers_a_trusted_client() {
+    let creds = Credentials::new("corp", "pc01$", "machine-secret");
+    registers_approved(SiteConfig::from_toml(SITE).unwrap(), creds).await;
+}
+
+#[tokio::test]
+async fn ntlm_with_a_wrong_password_is_authentication_failed() {
+    let mp = emulator(SiteConfig::from_toml(SITE).unwrap()).await;
+    let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+    for creds in [
+        Credentials::new("CORP", "PC01$", "wrong"),
+        Credentials::new("CORP", "PC02$", "machine-secret"),
+        Credentials::new("OTHER", "PC01$", "machine-secret"),
+    ] {
+        let e = client(&mp, Some(creds))
+            .invoke(&registration(&identity), vec![], None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::AuthenticationFailed { reason, .. } if reason.contains("refused the credentials")),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("authentication failed for "), "{e}");
+        assert!(!format!("{e:?}").contains("machine-secret"));
+    }
+    // Without credentials: the MP's 401 (M9), nothing stored.
+    let e = client(&mp, None).invoke(&registration(&identity), vec![], None).await.unwrap_err();
+    assert!(matches!(e, Error::Http { status: 401, .. }), "{e}");
+}
+
+#[tokio::test]
+async fn without_windows_accounts_any_credentials_are_accepted() {
+    registers_approved(SiteConfig::default(), Credentials::new("ANY", "someone", "x")).await;
+}
+
+#[test]
+fn site_files_list_windows_accounts_and_redact_their_passwords() {
+    let site = SiteConfig::from_toml(SITE).unwrap();
+    assert_eq!(site.windows_accounts.len(), 1);
+    assert_eq!(site.windows_accounts[0].user, "PC01$");
+    let debug = format!("{site:?}");
+    assert!(!debug.contains("machine-secret"), "{debug}");
+    assert!(SiteConfig::default().windows_accounts.is_empty());
+    assert!(SiteConfig::from_toml("[[windows_accounts]]\nuser = \"u\"\n").is_err());
+}
+
+/// Sends `request` on one connection and reads the answer head (the emulator answers with
+/// `Content-Length`, so reading stops at the head's end and the body's length).
+async fn head_of(stream: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed early");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0_u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head
+}
+
+#[tokio::test]
+async fn negotiate_is_answered_with_an_ntlm_challenge_on_a_kept_connection() {
+    let mp = emulator(SiteConfig::from_toml(SITE).unwrap()).await;
+    let mut stream = tokio::net::TcpStream::connect(mp.addr()).await.unwrap();
+    let post = |auth: &str| {
+        format!(
+            "CCM_POST /ccm_system_windowsauth/request HTTP/1.1\r\nHost: mp\r\n{auth}\
+             Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        )
+    };
+    let first = head_of(&mut stream, &post("")).await;
+    assert!(first.starts_with("HTTP/1.1 401"), "{first}");
+    assert!(first.contains("WWW-Authenticate: Negotiate\r\n"), "{first}");
+    assert!(first.contains("WWW-Authenticate: NTLM\r\n"), "{first}");
+    assert!(first.contains("Connection: keep-alive"), "{first}");
+    let negotiate = openssl::base64::encode_block(&cmmp_transport::ntlm::negotiate());
+    let second =
+        head_of(&mut stream, &post(&format!("Authorization: Negotiate {negotiate}\r\n"))).await;
+    // A CHALLENGE message (base64 of "NTLMSSP\0" + type 2) in the scheme the client used.
+    assert!(second.contains("WWW-Authenticate: Negotiate TlRMTVNTUAACAAAA"), "{second}");
+    // A Kerberos token is refused when the site has accounts, and the connection closes.
+    let third = head_of(&mut stream, &post("Authorization: Negotiate YIIHGwYGKwYBBQUC\r\n")).await;
+    assert!(third.starts_with("HTTP/1.1 401") && third.contains("Connection: close"), "{third}");
+}
