@@ -40,7 +40,8 @@
 //! Settings (environment): `CMMP_LOAD_SCALE` (default 1.0; `--quick` means 0.02) scales
 //! every count; `CMMP_LOAD_CONNECTIONS` (default 32) concurrent senders;
 //! `CMMP_LOAD_STATE_BATCH` (default 5) state messages per report; `CMMP_LOAD_KEEP=1` keeps
-//! the site database.
+//! the site database; `CMMP_LOAD_KEEP_ALIVE=0` sends every request on a new connection
+//! (default: kept-alive connections, `ClientConfig::keep_alive`, as WinHTTP clients do).
 //!
 //! Run with `cargo bench -p cmmp-emulator --bench load` (results in `BENCHMARKS.md`), or
 //! `cargo bench -p cmmp-emulator --bench load -- --quick` for a run of a few seconds.
@@ -85,6 +86,7 @@ struct Options {
     connections: usize,
     state_batch: usize,
     keep: bool,
+    keep_alive: bool,
 }
 
 impl Options {
@@ -106,7 +108,8 @@ impl Options {
             "CMMP_LOAD_STATE_BATCH is 1..={STATE_PER_CLIENT}"
         );
         let keep = env("CMMP_LOAD_KEEP").is_some_and(|v| v == "1");
-        Self { scale, connections: connections.max(1), state_batch, keep }
+        let keep_alive = env("CMMP_LOAD_KEEP_ALIVE").is_none_or(|v| v != "0");
+        Self { scale, connections: connections.max(1), state_batch, keep, keep_alive }
     }
 
     fn count(&self, full: usize) -> usize {
@@ -130,9 +133,10 @@ async fn run(options: &Options) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "cmmp-emulator load: scale {}, {day_clients} day clients, {hinv_clients} HINV clients, \
-         {} connections, {} state messages per report, {cores} cores, load average {}",
+         {} {} connections, {} state messages per report, {cores} cores, load average {}",
         options.scale,
         options.connections,
+        if options.keep_alive { "kept-alive" } else { "one-request" },
         options.state_batch,
         load_average()
     );
@@ -147,7 +151,7 @@ async fn run(options: &Options) {
     let mp = generate_mixed_mode("mp01.corp.example", SystemTime::now()).expect("an MP identity");
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let emulator = Emulator::start(listen, site, mp).await.expect("the emulator starts");
-    let client = http_client(emulator.addr());
+    let client = http_client(emulator.addr(), options.keep_alive);
 
     // The ISV proxy: imported by the administrator, then registered over HTTP.
     let proxy = Arc::new(
@@ -309,11 +313,12 @@ fn settings() -> Settings {
     )
 }
 
-fn http_client(addr: SocketAddr) -> Client {
+fn http_client(addr: SocketAddr, keep_alive: bool) -> Client {
     let mut config = ClientConfig::new(settings());
     config.scheme = Scheme::Http;
     config.port = Some(addr.port());
     config.resolve = Some(addr);
+    config.keep_alive = keep_alive;
     Client::new(config).expect("an HTTP client")
 }
 

@@ -23,8 +23,13 @@
 //! account or a handshake on another connection is 401 and the connection closes. Without
 //! `[[windows_accounts]]` any credentials are accepted, and so is any other `Authorization`
 //! header (the behaviour before NTLM was implemented). Kerberos is not implemented (no KDC):
-//! a `Negotiate` token that is not NTLM is refused when accounts are configured. These 401s
-//! are the only answers that keep a connection open; every other answer closes it.
+//! a `Negotiate` token that is not NTLM is refused when accounts are configured.
+//!
+//! **Connections.** A connection serves requests one after another for as long as the client
+//! keeps it (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`), as IIS
+//! does: at most 10,000 requests, waiting at most 30 s for the next one. A refused logon
+//! (401 without a challenge), a dropped-connection fault and a request that cannot be read
+//! close it.
 //!
 //! A message is acknowledged only after the site committed it: the site's work runs to the
 //! end of its transaction before the reply is written.
@@ -70,8 +75,11 @@ pub const HTML_500_PAGE: &str =
 /// The page of a 401 (M9).
 const HTML_401_PAGE: &str = "<HTML><HEAD><TITLE>401 - Unauthorized</TITLE></HEAD></HTML>";
 
-/// How long a kept-alive connection (NTLM handshake) waits for the next request.
+/// How long a kept-alive connection waits for the next request.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+/// Requests served on one connection at most; the last answer closes it.
+const MAX_REQUESTS_PER_CONNECTION: u32 = 10_000;
 
 /// The largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -207,6 +215,9 @@ pub(crate) struct HttpRequest {
     pub(crate) target: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// The client keeps the connection for another request (HTTP/1.1 without
+    /// `Connection: close`, or `Connection: keep-alive`).
+    pub(crate) keep_alive: bool,
 }
 
 impl HttpRequest {
@@ -271,8 +282,10 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
     // The server challenge of an NTLM handshake under way on this connection.
     let mut challenge = None;
     let mut first = true;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut served = 0_u32;
     loop {
-        let reading = read_request(&mut stream, shared.max_body);
+        let reading = read_request(&mut stream, &mut buf, shared.max_body);
         // A kept-alive connection waits a bounded time for the handshake's next request.
         let read = if std::mem::take(&mut first) {
             reading.await
@@ -287,11 +300,17 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 break;
             }
         };
+        let wants_more = request.keep_alive;
         let action = match windows_auth(&request, &mut challenge, &shared) {
             Some(refused) => Action::Respond(refused),
             None => route(request, &shared).await,
         };
-        let Action::Respond(response) = action else { break };
+        let Action::Respond(mut response) = action else { break };
+        served += 1;
+        // Kept alive when the client asks, as IIS does; a refused logon (401) still closes.
+        if wants_more && response.status != 401 && served < MAX_REQUESTS_PER_CONNECTION {
+            response.keep_alive = true;
+        }
         if write_response(&mut stream, &response).await.is_err() || !response.keep_alive {
             break;
         }
@@ -357,14 +376,22 @@ fn windows_auth(
     }
 }
 
-/// Reads one request; `Err(status)` for one that cannot be read.
-async fn read_request(stream: &mut TcpStream, max_body: usize) -> Result<Option<HttpRequest>, u16> {
-    let mut buf = Vec::with_capacity(8192);
+/// Reads one request; `Err(status)` for one that cannot be read. `buf` holds what was read
+/// from the connection but not yet used (a pipelined next request), before and after.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max_body: usize,
+) -> Result<Option<HttpRequest>, u16> {
     let mut chunk = [0u8; 16 * 1024];
+    let mut scanned = 0_usize;
     let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+        // Search only the new bytes (and the three before them) for the blank line.
+        let from = scanned.saturating_sub(3);
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            break from + i + 4;
         }
+        scanned = buf.len();
         if buf.len() > MAX_HEAD {
             return Err(431);
         }
@@ -382,6 +409,7 @@ async fn read_request(stream: &mut TcpStream, max_body: usize) -> Result<Option<
     }
     let method = req.method.unwrap_or_default().to_owned();
     let target = req.path.unwrap_or_default().to_owned();
+    let http11 = req.version == Some(1);
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
@@ -400,16 +428,25 @@ async fn read_request(stream: &mut TcpStream, max_body: usize) -> Result<Option<
     if length > max_body {
         return Err(413);
     }
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
+    // HTTP/1.1 keeps the connection unless the client says `close`; 1.0 only when it asks.
+    let connection = |token: &str| {
+        headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("connection")
+                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    let keep_alive = if http11 { !connection("close") } else { connection("keep-alive") };
+    buf.drain(..head_end);
+    while buf.len() < length {
         let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
         if n == 0 {
             return Err(400);
         }
-        body.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(&chunk[..n]);
     }
-    body.truncate(length);
-    Ok(Some(HttpRequest { method, target, headers, body }))
+    let rest = buf.split_off(length);
+    let body = std::mem::replace(buf, rest);
+    Ok(Some(HttpRequest { method, target, headers, body, keep_alive }))
 }
 
 async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {

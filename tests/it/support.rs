@@ -635,6 +635,9 @@ pub(crate) async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, Stri
     let work = async {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         stream.write_all(request).await.expect("write");
+        // No more requests: an HTTP/1.1 request without `Connection: close` would otherwise
+        // keep the connection (and `read_to_end`) open.
+        stream.shutdown().await.expect("half-close");
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.expect("read");
         answer

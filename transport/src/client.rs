@@ -11,7 +11,10 @@
 //!
 //! One call is one exchange (HS-50): a new connection, the request bytes exactly as
 //! [`wire::build_request`] built them (`Connection: close`), one response, no retries, no
-//! redirects. The response head is parsed by `httparse`; the body is read by
+//! redirects. With [`ClientConfig::keep_alive`], the same bytes but `Connection: keep-alive`
+//! go over a kept-alive connection when an idle one of the same route is at hand (at most 64
+//! idle connections, each kept 15 s); a request that fails on a reused connection (the MP
+//! closed it while idle) is sent once more on a new one. The response head is parsed by `httparse`; the body is read by
 //! `Content-Length`, chunked coding or to the end of the connection, and never past
 //! [`ReplyLimits::max_body`] ([`Error::ReplyTooLarge`]). Replies are then decoded by
 //! [`crate::reply`], which turns every failure into a typed [`Error`].
@@ -214,6 +217,11 @@ pub struct ClientConfig {
     /// The Windows account for NTLM authentication on the `windowsauth` vdir (see
     /// [`crate::ntlm`]); `None` to send no credentials (the MP then answers 401, M9).
     pub windows_credentials: Option<Credentials>,
+    /// Keep connections open between exchanges and reuse them (HTTP/1.1 persistent
+    /// connections, `Connection: keep-alive`), as WinHTTP does for the real client. Off by
+    /// default: each exchange is then one connection, and the bytes on the wire are exactly
+    /// [`wire::Request::to_bytes`] (`Connection: close`). See the module docs.
+    pub keep_alive: bool,
 }
 
 /// Revocation checking of the MP's TLS certificate against CRLs (protocol §5.4,
@@ -291,7 +299,7 @@ impl ClientConfig {
     /// default port; the name resolved normally; the system's roots; no client certificate;
     /// no proxy; 30 s to connect; 120 s per exchange (the SDK's message `Timeout` is 60 s,
     /// which the MP applies on its side); no pinned MP certificate; [`ReplyLimits::default`];
-    /// no revocation checking; no Windows credentials.
+    /// no revocation checking; no Windows credentials; a new connection per exchange.
     pub fn new(settings: Settings) -> Self {
         let scheme = if settings.native_mode { Scheme::Https } else { Scheme::Http };
         Self {
@@ -308,6 +316,7 @@ impl ClientConfig {
             limits: ReplyLimits::default(),
             crl_check: None,
             windows_credentials: None,
+            keep_alive: false,
         }
     }
 }
@@ -351,6 +360,8 @@ pub struct Client {
     limits: ReplyLimits,
     crl_check: Option<Arc<CrlCheck>>,
     windows_credentials: Option<Credentials>,
+    /// Idle kept-alive connections (`keep_alive`), shared by the clones of this client.
+    pool: Option<Arc<Pool>>,
 }
 
 impl Client {
@@ -376,6 +387,7 @@ impl Client {
             limits,
             crl_check,
             windows_credentials,
+            keep_alive,
         } = config;
         let proxy = proxy.as_deref().map(Proxy::parse).transpose()?;
         let tls = match scheme {
@@ -405,6 +417,7 @@ impl Client {
             limits,
             crl_check: crl_check.map(Arc::new),
             windows_credentials,
+            pool: keep_alive.then(|| Arc::new(Pool::default())),
         })
     }
 
@@ -766,6 +779,9 @@ impl Client {
             .as_ref()
             .filter(|_| path.to_ascii_lowercase().starts_with("/ccm_system_windowsauth/"));
         let work = async {
+            if let (Some(pool), None) = (&self.pool, windows) {
+                return self.pooled(pool, route, &authority, &context, &build(None, true)).await;
+            }
             let mut conn = self.open(route, &authority, &context).await?;
             let Some(creds) = windows else {
                 return conn.round_trip(&build(None, false), self.limits.max_body).await;
@@ -848,6 +864,46 @@ impl Client {
             return Err(failed("the MP refused the credentials (HTTP 401)".to_owned()));
         }
         Ok(last)
+    }
+
+    /// One exchange on a kept-alive connection: an idle one of the route from the pool, else
+    /// a new one; back into the pool afterwards when the response leaves it usable.
+    ///
+    /// A reused connection may have been closed by the MP while idle; when sending on it fails
+    /// (a network error), the request is sent once more on a new connection. For a Post that
+    /// the MP did take before the connection broke, the repeat carries the same `Msg/ID`, which
+    /// an MP stores once (§2.8).
+    async fn pooled(
+        &self,
+        pool: &Pool,
+        route: &Route,
+        authority: &str,
+        context: &str,
+        request: &[u8],
+    ) -> Result<HttpReply, Error> {
+        let key = PoolKey::of(route);
+        let limit = self.limits.max_body;
+        let (reply, conn) = match pool.take(&key) {
+            Some(io) => {
+                let mut conn = Conn { io, buf: Vec::new(), context };
+                match conn.round_trip(request, limit).await {
+                    Ok(reply) => (reply, conn),
+                    Err(Error::Network { .. }) => {
+                        let mut conn = self.open(route, authority, context).await?;
+                        (conn.round_trip(request, limit).await?, conn)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                let mut conn = self.open(route, authority, context).await?;
+                (conn.round_trip(request, limit).await?, conn)
+            }
+        };
+        if conn.buf.is_empty() && reusable(&reply.headers) {
+            pool.put(key, conn.io);
+        }
+        Ok(reply)
     }
 
     /// Connects (bounded by the connect timeout), checking revocation when the route asks.
@@ -940,6 +996,72 @@ fn www_authenticate(headers: &[(String, String)]) -> Vec<(String, String)> {
             }
         })
         .collect()
+}
+
+/// Whether a response leaves its connection usable for the next request: it does not close
+/// it and its body was delimited (`Content-Length` or chunked), not read to the end.
+fn reusable(headers: &[(String, String)]) -> bool {
+    let delimited = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-length")
+            || (k.eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked"))
+    });
+    delimited && !closes(headers)
+}
+
+/// Idle kept-alive connections, by route; at most [`Pool::MAX_IDLE`] are kept, each for at
+/// most [`Pool::IDLE`].
+#[derive(Default)]
+struct Pool {
+    idle: std::sync::Mutex<Vec<Idle>>,
+}
+
+/// An idle connection: its route, since when it waits, the stream.
+struct Idle {
+    key: PoolKey,
+    since: std::time::Instant,
+    io: Box<dyn Io>,
+}
+
+/// What a pooled connection was opened for: a connection serves only its own route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PoolKey {
+    port: u16,
+    proxy: Option<(String, u16)>,
+    crl: bool,
+}
+
+impl PoolKey {
+    fn of(route: &Route) -> Self {
+        Self {
+            port: route.port,
+            proxy: route.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
+            crl: route.crl.is_some(),
+        }
+    }
+}
+
+impl Pool {
+    /// Idle connections kept at most (the most recently used are kept).
+    const MAX_IDLE: usize = 64;
+    /// How long an idle connection is kept: well under the idle timeouts of IIS (120 s) and
+    /// the emulator (30 s).
+    const IDLE: Duration = Duration::from_secs(15);
+
+    fn take(&self, key: &PoolKey) -> Option<Box<dyn Io>> {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.retain(|i| i.since.elapsed() < Self::IDLE);
+        let at = idle.iter().rposition(|i| &i.key == key)?;
+        Some(idle.remove(at).io)
+    }
+
+    fn put(&self, key: PoolKey, io: Box<dyn Io>) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() >= Self::MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Idle { key, since: std::time::Instant::now(), io });
+    }
 }
 
 /// Whether a response closes its connection (`Connection: close`).

@@ -1253,3 +1253,111 @@ fn the_async_calls_are_send() {
     send(client.mp_list());
     send(client.download_policy(POLICY_LOCATION, Some(auth(TokenScheme::default()))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kept-alive connections (`ClientConfig::keep_alive`)
+
+/// How the keep-alive test server ends each answer.
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    /// `Connection: keep-alive`, and the next request is read on the connection.
+    KeepAlive,
+    /// No `Connection` field, then the connection is dropped (an MP's idle timeout).
+    DropSilently,
+}
+
+/// A server answering every `CCM_POST` with `NoReply`; counts connections and records each
+/// request's `Connection` field.
+async fn keep_alive_mp(
+    ending: Ending,
+) -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (count, log) = (accepted.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let log = log.clone();
+            tokio::spawn(async move {
+                while let Some(request) = exchange::mp::read_request(&mut tcp).await {
+                    let connection = request.header("Connection").unwrap_or("-").to_owned();
+                    log.lock().unwrap().push(connection);
+                    let body = reply::encode_no_reply();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}\r\n",
+                        multipart::content_type(),
+                        body.len(),
+                        if ending == Ending::KeepAlive { "Connection: keep-alive\r\n" } else { "" }
+                    );
+                    let _ = tcp.write_all(head.as_bytes()).await;
+                    let _ = tcp.write_all(&body).await;
+                    if ending == Ending::DropSilently {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted, seen)
+}
+
+fn keep_alive_client(port: u16, keep_alive: bool) -> Client {
+    let mut c = ClientConfig::new(settings("127.0.0.1"));
+    c.port = Some(port);
+    c.timeout = Duration::from_secs(20);
+    c.keep_alive = keep_alive;
+    Client::new(c).unwrap()
+}
+
+#[tokio::test]
+async fn kept_alive_connections_carry_many_exchanges() {
+    use std::sync::atomic::Ordering;
+    let (port, accepted, seen) = keep_alive_mp(Ending::KeepAlive).await;
+    let client = keep_alive_client(port, true);
+    let report: StateMessages = kind("state/app-and-heartbeat.xml");
+    for _ in 0..5 {
+        client.post(&report, vec![], None).await.unwrap();
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for five posts");
+    assert_eq!(*seen.lock().unwrap(), vec!["keep-alive"; 5]);
+    // A clone shares the idle connections.
+    client.clone().post(&report, vec![], None).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn without_keep_alive_each_exchange_is_its_own_connection() {
+    use std::sync::atomic::Ordering;
+    let (port, accepted, seen) = keep_alive_mp(Ending::KeepAlive).await;
+    let client = keep_alive_client(port, false);
+    let report: StateMessages = kind("state/app-and-heartbeat.xml");
+    for _ in 0..3 {
+        client.post(&report, vec![], None).await.unwrap();
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(*seen.lock().unwrap(), vec!["close"; 3]);
+}
+
+#[tokio::test]
+async fn a_connection_the_mp_dropped_while_idle_is_replaced() {
+    use std::sync::atomic::Ordering;
+    let (port, accepted, seen) = keep_alive_mp(Ending::DropSilently).await;
+    let client = keep_alive_client(port, true);
+    let report: StateMessages = kind("state/app-and-heartbeat.xml");
+    for _ in 0..3 {
+        client.post(&report, vec![], None).await.unwrap();
+    }
+    // Each post after the first finds its pooled connection closed and sends again on a new
+    // one: every request reached the MP once on a live connection.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
