@@ -164,6 +164,9 @@ impl Emulator {
                     _ = &mut rx => break,
                     accepted = listener.accept() => {
                         if let Ok((stream, _)) = accepted {
+                            // Answers are written whole; Nagle would hold the last segment of
+                            // one back for the client's delayed ACK on a kept-alive connection.
+                            let _ = stream.set_nodelay(true);
                             let shared = Arc::clone(&serving);
                             tokio::spawn(async move { connection(stream, shared).await });
                         }
@@ -473,8 +476,11 @@ async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io:
         "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
         response.body.len()
     ));
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&response.body).await?;
+    // One write: head and body leave together.
+    let mut out = Vec::with_capacity(head.len() + response.body.len());
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&response.body);
+    stream.write_all(&out).await?;
     stream.flush().await
 }
 
