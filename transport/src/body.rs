@@ -7,13 +7,12 @@
 //! each a distinct [`BodyError`] carrying the byte offset where it was found. Nothing is ever
 //! truncated or replaced silently.
 //!
-//! Transcoding uses `encoding_rs` (field notes §6.4): ASCII is widened directly and other text
-//! goes through `encoding_rs::mem`; a well-formed body is decoded by its UTF-16LE decoder
-//! straight from the bytes, and anything else takes a strict path that locates the error. No
-//! encoding_rs type appears in this module's API.
+//! Encoding widens ASCII blocks directly and encodes other characters with `str::encode_utf16`.
+//! Decoding uses `encoding_rs` (field notes §6.4): a well-formed body goes through its UTF-16LE
+//! decoder straight from the bytes, and anything else takes a strict path with
+//! `encoding_rs::mem` that locates the error. No encoding_rs type appears in this module's API.
 
-use encoding_rs::Encoding;
-use encoding_rs::mem::{convert_str_to_utf16, convert_utf16_to_str, utf16_valid_up_to};
+use encoding_rs::mem::{convert_utf16_to_str, utf16_valid_up_to};
 use thiserror::Error;
 
 /// Appends `xml` as a message body: UTF-16LE without a BOM, then one UTF-16 NUL (§2.5).
@@ -193,49 +192,39 @@ enum Terminator {
 
 /// Appends `s` as UTF-16LE.
 ///
-/// ASCII runs, almost all of an XML document, are widened in place; only the other runs go
-/// through `encoding_rs`.
+/// One pass: blocks of ASCII, almost all of an XML document, are widened in registers and
+/// appended whole; other characters are encoded one by one.
 fn push_utf16le(s: &str, out: &mut Vec<u8>) {
     out.reserve(s.len() * 2);
     let mut rest = s;
     while !rest.is_empty() {
-        let ascii = Encoding::ascii_valid_up_to(rest.as_bytes());
-        let (run, tail) = rest.split_at(ascii);
-        widen_ascii(run.as_bytes(), out);
-        // An ASCII byte is always a character boundary in UTF-8.
-        let other = tail.bytes().position(|b| b.is_ascii()).unwrap_or(tail.len());
-        let (run, tail) = tail.split_at(other);
-        if !run.is_empty() {
-            // convert_str_to_utf16 needs room for one u16 per UTF-8 byte.
-            let mut units = vec![0_u16; run.len()];
-            let written = convert_str_to_utf16(run, &mut units);
-            for unit in units.iter().take(written) {
-                out.extend_from_slice(&unit.to_le_bytes());
+        let (blocks, _) = rest.as_bytes().as_chunks::<WIDEN_BLOCK>();
+        let ascii_blocks = blocks.iter().take_while(|block| block.is_ascii());
+        let mut widened = 0;
+        for block in ascii_blocks {
+            let mut wide = [0_u8; 2 * WIDEN_BLOCK];
+            for (i, &byte) in block.iter().enumerate() {
+                wide[2 * i] = byte;
             }
+            out.extend_from_slice(&wide);
+            widened += WIDEN_BLOCK;
+        }
+        // Then characters one by one up to the next whole block: at least one block's worth,
+        // or to the end. A block boundary need not be a character boundary, so go past it.
+        let (_, tail) = rest.split_at(widened);
+        let mut end = WIDEN_BLOCK.min(tail.len());
+        while !tail.is_char_boundary(end) {
+            end += 1;
+        }
+        let (chars, tail) = tail.split_at(end);
+        for unit in chars.encode_utf16() {
+            out.extend_from_slice(&unit.to_le_bytes());
         }
         rest = tail;
     }
 }
 
-/// Appends ASCII `bytes` as UTF-16LE: each byte, then a zero byte.
-fn widen_ascii(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.resize(start + bytes.len() * 2, 0);
-    let dst = out.get_mut(start..).unwrap_or_default();
-    // Fixed-size blocks let the compiler use vector interleaves.
-    let (blocks, dst_rest) = dst.as_chunks_mut::<{ 2 * WIDEN_BLOCK }>();
-    let (sources, src_rest) = bytes.as_chunks::<WIDEN_BLOCK>();
-    for (block, source) in blocks.iter_mut().zip(sources) {
-        for (i, &byte) in source.iter().enumerate() {
-            block[2 * i] = byte;
-        }
-    }
-    for (pair, &byte) in dst_rest.chunks_exact_mut(2).zip(src_rest) {
-        pair[0] = byte;
-    }
-}
-
-/// Bytes widened per block by [`widen_ascii`].
+/// Bytes widened per block by [`push_utf16le`].
 const WIDEN_BLOCK: usize = 32;
 
 /// The text of a body that passes every check of [`decode_body`], straight from the bytes
