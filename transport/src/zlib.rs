@@ -2,9 +2,10 @@
 //!
 //! A compressed payload is one zlib stream over the whole payload buffer (body, NUL,
 //! attachments, CRLF), first bytes `78 9C` (protocol §2.5, §8 rules 2 and 6). Replies are
-//! hostile input (field notes §5 item 1, house style HS-54): [`inflate`] streams through
-//! `flate2::Decompress` in bounded chunks and stops as soon as the output passes an absolute
-//! size cap or a ratio cap, so a zlib bomb never gets allocated. No flate2 type appears in this
+//! hostile input (field notes §5 item 1, house style HS-54): [`inflate`] runs
+//! `flate2::Decompress` into an output buffer that never grows past an absolute size cap or a
+//! ratio cap (plus one byte), and stops as soon as the output passes either, so a zlib bomb
+//! never gets allocated. flate2 uses its zlib-rs backend. No flate2 type appears in this
 //! module's API.
 
 use std::cell::RefCell;
