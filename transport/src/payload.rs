@@ -82,10 +82,10 @@ pub enum PayloadError {
 ///
 /// [`PayloadError::DuplicateAttachment`] or [`PayloadError::TooLarge`].
 pub fn build(body_xml: &str, attachments: &[Attachment]) -> Result<Payload, PayloadError> {
-    let extra: usize = attachments.iter().map(|a| a.bytes.len()).sum();
-    let mut bytes = Vec::with_capacity(body_xml.len() * 2 + 4 + extra);
+    let mut bytes = Vec::with_capacity(body_xml.len() * 2 + 2 + attachments_len(attachments) + 2);
     encode_body(body_xml, &mut bytes);
-    build_from_body_bytes(bytes, attachments)
+    let body_len = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+    append_attachments(bytes, body_len, Vec::new(), attachments)
 }
 
 /// Builds the payload from body bytes that are already encoded (UTF-16LE with its NUL, or
@@ -95,12 +95,60 @@ pub fn build(body_xml: &str, attachments: &[Attachment]) -> Result<Payload, Payl
 ///
 /// [`PayloadError::DuplicateAttachment`] or [`PayloadError::TooLarge`].
 pub fn build_from_body_bytes(
-    mut bytes: Vec<u8>,
+    body: &[u8],
     attachments: &[Attachment],
 ) -> Result<Payload, PayloadError> {
+    let mut bytes = Vec::with_capacity(body.len() + attachments_len(attachments) + 2);
+    bytes.extend_from_slice(body);
     let body_len = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
-    bytes.reserve(attachments.iter().map(|a| a.bytes.len()).sum::<usize>() + 2);
-    let mut ranges: Vec<(String, u32, u32)> = Vec::with_capacity(attachments.len());
+    append_attachments(bytes, body_len, Vec::new(), attachments)
+}
+
+/// Builds the payload of a kind with `layout` from its document and the caller's
+/// `attachments`: the same bytes as [`build`] of what [`layout_parts`] returns, written into
+/// one buffer (a 2 MB report is not encoded into an attachment of its own first).
+///
+/// # Errors
+///
+/// [`PayloadError::NotAReport`], [`PayloadError::DuplicateAttachment`] or
+/// [`PayloadError::TooLarge`].
+pub fn build_for_layout(
+    layout: Layout,
+    document_xml: &str,
+    attachments: &[Attachment],
+) -> Result<Payload, PayloadError> {
+    let Layout::HeaderAndAttachment { attachment } = layout else {
+        return build(document_xml, attachments);
+    };
+    let body = header_only(document_xml)?;
+    // UTF-16 never has more code units than UTF-8 has bytes.
+    let mut bytes = Vec::with_capacity(
+        (body.len() + document_xml.len()) * 2 + 4 + attachments_len(attachments) + 2,
+    );
+    encode_body(&body, &mut bytes);
+    let body_len = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)?;
+    let offset = body_len;
+    // `FF FE` + UTF-16LE, no NUL: the same form as a header part.
+    crate::body::encode_header(document_xml, &mut bytes);
+    let length = u32::try_from(bytes.len()).map_err(|_| PayloadError::TooLarge)? - offset;
+    append_attachments(bytes, body_len, vec![(attachment.to_owned(), offset, length)], attachments)
+}
+
+/// The total size of `attachments`.
+fn attachments_len(attachments: &[Attachment]) -> usize {
+    attachments.iter().map(|a| a.bytes.len()).sum()
+}
+
+/// Appends `attachments` and the final CRLF to `bytes` (the body and the attachments of
+/// `ranges`, already written) and returns the payload.
+fn append_attachments(
+    mut bytes: Vec<u8>,
+    body_len: u32,
+    mut ranges: Vec<(String, u32, u32)>,
+    attachments: &[Attachment],
+) -> Result<Payload, PayloadError> {
+    ranges.reserve(attachments.len());
+    bytes.reserve(attachments_len(attachments) + 2);
     for a in attachments {
         if ranges.iter().any(|(n, _, _)| *n == a.name) {
             return Err(PayloadError::DuplicateAttachment(a.name.clone()));
@@ -163,7 +211,9 @@ pub fn split<'p>(
 /// [`PayloadError::NotAReport`] when `report_xml` does not end in `ReportBody` + `</Report>`.
 pub fn header_only(report_xml: &str) -> Result<String, PayloadError> {
     let end = report_xml.strip_suffix("</Report>").ok_or(PayloadError::NotAReport)?;
-    let at = end.rfind("<ReportBody").ok_or(PayloadError::NotAReport)?;
+    // The first `<ReportBody` is the element: markup in the header before it has none, and
+    // text escapes `<`. Searching from the front does not scan a 2 MB body.
+    let at = end.find("<ReportBody").ok_or(PayloadError::NotAReport)?;
     let tail = &end[at..];
     if !(tail == "<ReportBody/>"
         || (tail.starts_with("<ReportBody>") && tail.ends_with("</ReportBody>")))
@@ -205,7 +255,11 @@ pub fn layout_parts(
 
 #[cfg(test)]
 mod tests {
-    use super::{Attachment, PayloadError, build, header_only, split};
+    use cmmp_model::Layout;
+
+    use super::{
+        Attachment, PayloadError, build, build_for_layout, header_only, layout_parts, split,
+    };
 
     #[test]
     fn ranges_come_from_the_buffer() {
@@ -254,6 +308,27 @@ mod tests {
             "<Report><ReportBody/></Report>"
         );
         assert_eq!(header_only("<Status/>").unwrap_err(), PayloadError::NotAReport);
+    }
+
+    #[test]
+    fn a_layout_payload_is_the_same_in_one_buffer() {
+        let report = "<Report><ReportHeader/><ReportBody><I N=\"é😀\"/></ReportBody></Report>";
+        let extra = vec![Attachment::new("1", b"xyz".to_vec())];
+        for layout in [
+            Layout::Body,
+            Layout::BodyAndFiles,
+            Layout::HeaderAndAttachment { attachment: "Report" },
+        ] {
+            let (body, all) = layout_parts(layout, report.to_owned(), extra.clone()).unwrap();
+            assert_eq!(build_for_layout(layout, report, &extra), build(&body, &all));
+        }
+        let clash = vec![Attachment::new("Report", Vec::new())];
+        let layout = Layout::HeaderAndAttachment { attachment: "Report" };
+        assert_eq!(
+            build_for_layout(layout, report, &clash).unwrap_err(),
+            PayloadError::DuplicateAttachment("Report".into())
+        );
+        assert_eq!(build_for_layout(layout, "<Status/>", &[]), Err(PayloadError::NotAReport));
     }
 
     proptest::proptest! {

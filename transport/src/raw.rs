@@ -276,6 +276,20 @@ impl RawMessage {
         signer: Option<&Signer<'_>>,
         fresh: Fresh,
     ) -> Result<Request, Error> {
+        let payload = payload::build_from_body_bytes(&self.body, &self.attachments)?;
+        self.request_with_payload(payload, delivery, settings, signer, fresh)
+    }
+
+    /// [`RawMessage::to_request`] with the payload built by the caller instead of from this
+    /// message's body and attachments (the typed API writes its payload in one buffer).
+    pub(crate) fn request_with_payload(
+        &self,
+        payload: payload::Payload,
+        delivery: DeliveryKind,
+        settings: &Settings,
+        signer: Option<&Signer<'_>>,
+        fresh: Fresh,
+    ) -> Result<Request, Error> {
         if self.endpoint.is_empty() {
             return Err(Error::HttpSyntax("the message has no target endpoint"));
         }
@@ -287,7 +301,6 @@ impl RawMessage {
         };
         let compress = self.flags.contains(SecurityFlags::COMPRESS_MESSAGE);
         let encrypt = self.flags.contains(SecurityFlags::ENCRYPT_MESSAGE);
-        let payload = payload::build_from_body_bytes(self.body.clone(), &self.attachments)?;
         let mut sent =
             if compress { zlib::compress(&payload.bytes) } else { payload.bytes.clone() };
         let client_auth = match signer {

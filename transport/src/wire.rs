@@ -220,16 +220,10 @@ pub fn build_request<K: Endpoint>(
         (Signing::Required | Signing::Optional, Some(_)) => true,
     };
     let document = kind.body().to_xml()?;
-    let (body_xml, attachments) = payload::layout_parts(K::LAYOUT, document, attachments)?;
+    let payload = payload::build_for_layout(K::LAYOUT, &document, &attachments)?;
+    drop(document);
     let mut raw = RawMessage::new();
     raw.set_target_endpoint(K::ENDPOINT)?;
-    raw.set_body_from_string(&body_xml);
-    for a in attachments {
-        if raw.attachment_by_name(&a.name).is_some() {
-            return Err(payload::PayloadError::DuplicateAttachment(a.name).into());
-        }
-        raw.set_attachment_from_buffer(&a.name, a.bytes);
-    }
     if let Some(ft) = K::FILE_TYPE {
         raw.set_property("FileType", ft);
     }
@@ -245,7 +239,13 @@ pub fn build_request<K: Endpoint>(
         flags = flags | SecurityFlags::ENCRYPT_MESSAGE;
     }
     raw.set_security_flags(flags);
-    raw.to_request(<K::Delivery as cmmp_model::Delivery>::KIND, settings, signer, fresh)
+    raw.request_with_payload(
+        payload,
+        <K::Delivery as cmmp_model::Delivery>::KIND,
+        settings,
+        signer,
+        fresh,
+    )
 }
 
 /// A request as a management point reads it.

@@ -2,15 +2,21 @@
 //!
 //! A compressed payload is one zlib stream over the whole payload buffer (body, NUL,
 //! attachments, CRLF), first bytes `78 9C` (protocol §2.5, §8 rules 2 and 6). Replies are
-//! hostile input (field notes §5 item 1, house style HS-54): [`inflate`] streams through
-//! `flate2::Decompress` in bounded chunks and stops as soon as the output passes an absolute
-//! size cap or a ratio cap, so a zlib bomb never gets allocated. No flate2 type appears in this
+//! hostile input (field notes §5 item 1, house style HS-54): [`inflate`] runs
+//! `flate2::Decompress` into an output buffer that never grows past an absolute size cap or a
+//! ratio cap (plus one byte), and stops as soon as the output passes either, so a zlib bomb
+//! never gets allocated. flate2 uses its zlib-rs backend. No flate2 type appears in this
 //! module's API.
+
+use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use thiserror::Error;
 
 /// Compresses `data` into one zlib stream (RFC 1950) at the default level, header `78 9C` (§2.5).
+///
+/// Each thread keeps one deflate stream and resets it for the next call, so the output is the
+/// same as with a new stream.
 ///
 /// # Examples
 ///
@@ -22,7 +28,26 @@ use thiserror::Error;
 /// assert_eq!(inflate(&packed, InflateLimits::default()).unwrap(), b"<\0a\0/\0>\0\0\0\r\n");
 /// ```
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut encoder = Compress::new(Compression::default(), true);
+    DEFLATE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let encoder = slot.get_or_insert_with(|| Compress::new(Compression::default(), true));
+            // A reset stream deflates exactly as a new one does; only the allocation is kept.
+            encoder.reset();
+            deflate_all(encoder, data)
+        }
+        // Not reachable (`deflate_all` does not call back here); a fresh stream is correct.
+        Err(_) => deflate_all(&mut Compress::new(Compression::default(), true), data),
+    })
+}
+
+thread_local! {
+    /// This thread's deflate stream, kept between messages. Its state is about 300 KB; making
+    /// and freeing one per message cost more than deflating a small DDR (BENCHMARKS.md).
+    static DEFLATE: RefCell<Option<Compress>> = const { RefCell::new(None) };
+}
+
+/// Deflates `data` to the end of the stream with a freshly created or reset `encoder`.
+fn deflate_all(encoder: &mut Compress, data: &[u8]) -> Vec<u8> {
     // Stored blocks cost 5 bytes per 64 KiB; the zlib header and Adler-32 trailer 6 more.
     let mut out = Vec::with_capacity(data.len() / 2 + 64);
     loop {
@@ -42,9 +67,10 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 
 /// Inflates one zlib stream (RFC 1950) within `limits`, rejecting bytes after its end (§2.7).
 ///
-/// Output grows in chunks of at most 32 KiB and is checked after each chunk, so memory stays
-/// within about twice the effective cap, `min(max_output, max_ratio * data.len())`, whatever
-/// the stream claims. When the output passes both caps, the smaller one is reported.
+/// The output buffer never holds more than one byte past the effective cap,
+/// `min(max_output, max_ratio * data.len())`, whatever the stream claims: it starts at a
+/// typical size for the input and doubles, each time capped, so a zlib bomb never gets
+/// allocated. When the output passes both caps, the smaller one is reported.
 ///
 /// # Errors
 ///
@@ -64,21 +90,24 @@ pub fn inflate(data: &[u8], limits: InflateLimits) -> Result<Vec<u8>, InflateErr
             InflateError::RatioExceeded { ratio_limit: limits.max_ratio }
         }
     };
+    // One byte past the cap is enough to know the cap is passed.
+    let room = cap.saturating_add(1);
     let mut decoder = Decompress::new(true);
-    let mut out = Vec::new();
-    let mut chunk = vec![0_u8; CHUNK.min(cap.saturating_add(1))];
+    let mut out = Vec::with_capacity(
+        data.len().saturating_mul(TYPICAL_RATIO).clamp(CHUNK, MAX_GUESS).min(room),
+    );
     loop {
-        // One byte past the cap is enough to know the cap is passed.
-        let room = CHUNK.min(cap.saturating_add(1) - out.len());
-        let window = chunk.get_mut(..room).unwrap_or_default();
+        if out.len() == out.capacity() {
+            // Double, but never past the room: the capacity bounds what one call writes.
+            out.reserve_exact(out.capacity().max(CHUNK).min(room - out.len()));
+        }
         let consumed = to_usize(decoder.total_in());
         let rest = data.get(consumed..).unwrap_or_default();
         let produced_before = decoder.total_out();
         let status = decoder
-            .decompress(rest, window, FlushDecompress::None)
+            .decompress_vec(rest, &mut out, FlushDecompress::None)
             .map_err(|error| InflateError::Corrupt(error.to_string()))?;
         let produced = to_usize(decoder.total_out() - produced_before);
-        out.extend_from_slice(window.get(..produced).unwrap_or_default());
         if out.len() > cap {
             return Err(over_cap());
         }
@@ -88,7 +117,9 @@ pub fn inflate(data: &[u8], limits: InflateLimits) -> Result<Vec<u8>, InflateErr
                 return Err(InflateError::TrailingData { offset: consumed_now });
             }
             Status::StreamEnd => return Ok(out),
-            Status::Ok | Status::BufError if produced == 0 && consumed_now == consumed => {
+            Status::Ok | Status::BufError
+                if produced == 0 && consumed_now == consumed && out.len() < out.capacity() =>
+            {
                 // No progress with room to write: the input is used up mid-stream.
                 return Err(InflateError::Truncated);
             }
@@ -156,8 +187,15 @@ fn to_usize(count: u64) -> usize {
     usize::try_from(count).unwrap_or(usize::MAX)
 }
 
-/// Output bytes produced per `decompress` call.
+/// The smallest output buffer, and the smallest growth step.
 const CHUNK: usize = 32 * 1024;
+
+/// The first output buffer is this many times the input: UTF-16LE XML inflates 7–30:1
+/// (see [`InflateLimits::default`]), so a typical reply needs no second allocation.
+const TYPICAL_RATIO: usize = 8;
+
+/// The largest first output buffer (16 MiB); bigger outputs grow by doubling from there.
+const MAX_GUESS: usize = 16 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,24 @@ fn compresses_with_default_level_zlib_header() {
 }
 
 #[test]
+fn a_reused_stream_compresses_like_a_new_one() {
+    let big: Vec<u8> = (0..300_000_u32).map(|i| (i % 253) as u8).collect();
+    let first = compress(&payload());
+    assert_eq!(compress(&big), compress_fresh(&big));
+    assert_eq!(compress(&payload()), first);
+    assert_eq!(first, compress_fresh(&payload()));
+}
+
+/// `data` deflated by a stream made for it alone.
+fn compress_fresh(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::Compress::new(flate2::Compression::default(), true);
+    let mut out = Vec::with_capacity(data.len() + 64);
+    let status = encoder.compress_vec(data, &mut out, flate2::FlushCompress::Finish).unwrap();
+    assert_eq!(status, flate2::Status::StreamEnd);
+    out
+}
+
+#[test]
 fn compresses_empty_input() {
     let packed = compress(&[]);
     assert_eq!(packed, [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
