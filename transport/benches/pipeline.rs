@@ -346,6 +346,24 @@ fn ddr_signed(c: &mut Criterion) {
                 }),
             ],
         );
+        // The same with `compression_level` 1 (header `78 01`; [UNCONFIRMED] for real MPs).
+        let mut fast = settings.clone();
+        fast.compression_level = 1;
+        cpu_time_check(
+            3,
+            window,
+            &mut [
+                ("ddr_signed/prepare_one_level1", &mut || {
+                    black_box(
+                        wire::build_request(&fast, &ddr, Vec::new(), Some(&signer), fresh())
+                            .expect("the DDR is prepared"),
+                    );
+                }),
+                ("ddr_signed/rsa_sign_only", &mut || {
+                    black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
+                }),
+            ],
+        );
         let batch = u64::try_from(BATCH).expect("a count");
         let (mut one, mut all) = (Tally::default(), Tally::default());
         for _ in 0..3 {

@@ -301,8 +301,11 @@ impl RawMessage {
         };
         let compress = self.flags.contains(SecurityFlags::COMPRESS_MESSAGE);
         let encrypt = self.flags.contains(SecurityFlags::ENCRYPT_MESSAGE);
-        let mut sent =
-            if compress { zlib::compress(&payload.bytes) } else { payload.bytes.clone() };
+        let mut sent = if compress {
+            zlib::compress_at(&payload.bytes, settings.compression_level)
+        } else {
+            payload.bytes.clone()
+        };
         let client_auth = match signer {
             Some(s) => Some(ClientAuth {
                 sender: settings.source_host.clone(),

@@ -28,22 +28,47 @@ use thiserror::Error;
 /// assert_eq!(inflate(&packed, InflateLimits::default()).unwrap(), b"<\0a\0/\0>\0\0\0\r\n");
 /// ```
 pub fn compress(data: &[u8]) -> Vec<u8> {
+    compress_at(data, DEFAULT_LEVEL)
+}
+
+/// zlib's default level (6): the header `78 9C` seen in real captures (§2.5).
+pub const DEFAULT_LEVEL: u8 = 6;
+
+/// Compresses `data` into one zlib stream at `level` (1 fastest … 9 smallest; a level above 9
+/// is taken as 9, 0 as 1). The header's `FLEVEL` bits follow the level as zlib writes them:
+/// `78 01` for 1, `78 5E` for 2–5, `78 9C` for 6, `78 DA` for 7–9. Any RFC 1950 inflater
+/// reads them all; whether every MP does is **[UNCONFIRMED]** (captures show `78 9C`), so
+/// [`crate::wire::Settings::compression_level`] defaults to 6.
+///
+/// ```
+/// use cmmp_transport::zlib::{InflateLimits, compress_at, inflate};
+///
+/// let packed = compress_at(b"<\0a\0/\0>\0\0\0\r\n", 1);
+/// assert_eq!(&packed[..2], &[0x78, 0x01]);
+/// assert_eq!(inflate(&packed, InflateLimits::default()).unwrap(), b"<\0a\0/\0>\0\0\0\r\n");
+/// ```
+pub fn compress_at(data: &[u8], level: u8) -> Vec<u8> {
+    let level = level.clamp(1, 9);
     DEFLATE.with(|cell| match cell.try_borrow_mut() {
         Ok(mut slot) => {
-            let encoder = slot.get_or_insert_with(|| Compress::new(Compression::default(), true));
+            if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+                *slot = Some((level, Compress::new(Compression::new(u32::from(level)), true)));
+            }
+            let Some((_, encoder)) = slot.as_mut() else { unreachable!("set just above") };
             // A reset stream deflates exactly as a new one does; only the allocation is kept.
             encoder.reset();
             deflate_all(encoder, data)
         }
         // Not reachable (`deflate_all` does not call back here); a fresh stream is correct.
-        Err(_) => deflate_all(&mut Compress::new(Compression::default(), true), data),
+        Err(_) => deflate_all(&mut Compress::new(Compression::new(u32::from(level)), true), data),
     })
 }
 
 thread_local! {
-    /// This thread's deflate stream, kept between messages. Its state is about 300 KB; making
-    /// and freeing one per message cost more than deflating a small DDR (BENCHMARKS.md).
-    static DEFLATE: RefCell<Option<Compress>> = const { RefCell::new(None) };
+    /// This thread's deflate stream and its level, kept between messages. Its state is about
+    /// 300 KB; making and freeing one per message cost more than deflating a small DDR
+    /// (BENCHMARKS.md).
+    static DEFLATE: RefCell<Option<(u8, Compress)>> = const { RefCell::new(None) };
 }
 
 /// Deflates `data` to the end of the stream with a freshly created or reset `encoder`.

@@ -235,3 +235,28 @@ fn encrypted_payloads_decrypt_with_the_mp_key_and_still_verify() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_faster_compression_level_still_decodes_and_verifies() {
+    let key = key();
+    let signer = Signer::new(&key, client(), HashAlgorithm::Sha256).unwrap();
+    let ddr = body::<DdrReport>("ddr/full.xml");
+    let mut fast = settings();
+    fast.compression_level = 1;
+    let default = build_request(&settings(), &ddr, vec![], Some(&signer), fresh()).unwrap();
+    let request = build_request(&fast, &ddr, vec![], Some(&signer), fresh()).unwrap();
+    assert_ne!(request.body, default.body, "level 1 deflates differently");
+    let ct = cmmp_transport::multipart::content_type();
+    let decoded = decode_request(Some(&ct), &request.body, DecodeLimits::default()).unwrap();
+    assert_eq!(&decoded.payload_as_sent[..2], &[0x78, 0x01]);
+    assert!(matches!(&decoded.message, Inbound::DdrReport(d) if d.0 == ddr.0));
+    let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
+    let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
+    verify_reversed(
+        &key.public_key().unwrap(),
+        HashAlgorithm::Sha256,
+        &decoded.payload_as_sent,
+        &sig,
+    )
+    .unwrap();
+}
