@@ -94,22 +94,31 @@ impl<'t> Attrs<'t> {
     /// # Errors
     ///
     /// Malformed attributes (duplicates, missing quotes) and unknown entity references.
-    pub fn next_attr(&mut self, r: &Reader<'_>) -> Result<Option<Attribute<'t>>, DecodeError> {
+    pub fn next_attr(&mut self, r: &Reader<'t>) -> Result<Option<Attribute<'t>>, DecodeError> {
         let Some(attr) = self.inner.next() else {
             return Ok(None);
         };
         let attr = attr.map_err(|e| r.error(DecodeErrorKind::Syntax(e.to_string())))?;
-        let value =
-            attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?;
+        let value = match r.source_str(&attr.value) {
+            Some(raw) => quick_xml::escape::unescape(raw)
+                .map_err(|e| r.xml_error(&quick_xml::Error::Escape(e)))?,
+            None => {
+                attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?
+            }
+        };
         Ok(Some((attr.key.into_inner(), value)))
     }
 }
 
 /// A pull reader over a UTF-8 XML document, with hostile-input limits.
 pub struct Reader<'a> {
+    /// The document; events borrow from it, so their text needs no second UTF-8 check.
+    src: &'a str,
     inner: quick_xml::Reader<&'a [u8]>,
     depth: usize,
     max_depth: usize,
+    /// Joins the pieces of a text run that is not one borrowed piece (see [`Run`]).
+    scratch: String,
 }
 
 impl<'a> Reader<'a> {
@@ -140,7 +149,72 @@ impl<'a> Reader<'a> {
         config.check_end_names = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
-        Ok(Self { inner, depth: 0, max_depth })
+        Ok(Self { src: text, inner, depth: 0, max_depth, scratch: String::new() })
+    }
+
+    /// `bytes` as a slice of the document, when it is one (every event of a reader over `&str`
+    /// borrows from it): the document is valid UTF-8 and events end at ASCII markup, so no
+    /// UTF-8 check is needed. `None` for bytes from elsewhere.
+    fn source_str(&self, bytes: &[u8]) -> Option<&'a str> {
+        let start = bytes.as_ptr().addr().checked_sub(self.src.as_ptr().addr())?;
+        self.src.get(start..start.checked_add(bytes.len())?)
+    }
+
+    /// The content of a text or CDATA event: borrowed from the document when it needs no
+    /// line-end normalisation, else as `decode` (quick-xml's XML 1.0 content) gives it.
+    fn content(
+        &self,
+        raw: &[u8],
+        decode: impl FnOnce() -> Result<Cow<'a, str>, quick_xml::encoding::EncodingError>,
+    ) -> Result<Cow<'a, str>, DecodeError> {
+        if let Some(s) = self.source_str(raw)
+            && !raw.contains(&b'\r')
+        {
+            return Ok(Cow::Borrowed(s));
+        }
+        decode().map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))
+    }
+
+    /// Appends `piece` to the text run `run`.
+    fn push_piece(&mut self, run: &mut Run<'a>, piece: Cow<'a, str>) {
+        match (&*run, piece) {
+            (Run::Empty, Cow::Borrowed(s)) => *run = Run::One(s),
+            (Run::Empty, Cow::Owned(s)) => {
+                self.scratch.clear();
+                self.scratch.push_str(&s);
+                *run = Run::Scratch;
+            }
+            (Run::One(prev), piece) => {
+                self.scratch.clear();
+                self.scratch.push_str(prev);
+                self.scratch.push_str(&piece);
+                *run = Run::Scratch;
+            }
+            (Run::Scratch, piece) => self.scratch.push_str(&piece),
+        }
+    }
+
+    /// Appends a character (a resolved reference) to the text run `run`.
+    fn push_char(&mut self, run: &mut Run<'a>, c: char) {
+        match *run {
+            Run::Empty => self.scratch.clear(),
+            Run::One(prev) => {
+                self.scratch.clear();
+                self.scratch.push_str(prev);
+            }
+            Run::Scratch => {}
+        }
+        self.scratch.push(c);
+        *run = Run::Scratch;
+    }
+
+    /// The text of the run `run`.
+    fn run_str<'s>(&'s self, run: &Run<'a>) -> &'s str {
+        match *run {
+            Run::Empty => "",
+            Run::One(s) => s,
+            Run::Scratch => &self.scratch,
+        }
     }
 
     /// Builds an error of `kind` at the current position.
@@ -294,36 +368,15 @@ impl<'a> Reader<'a> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
         }
-        let mut acc: Option<Cow<'a, str>> = None;
-        loop {
-            match self.next_event()? {
-                Event::Text(t) => {
-                    let piece = t
-                        .xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
-                    append(&mut acc, piece);
-                }
-                Event::CData(c) => {
-                    let piece = c
-                        .xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
-                    append(&mut acc, piece);
-                }
-                Event::GeneralRef(r) => {
-                    if let Some(c) = self.check_ref(&r)? {
-                        acc.get_or_insert_with(|| Cow::Owned(String::new())).to_mut().push(c);
-                    }
-                }
-                Event::Start(_) => self.skip_to_depth(self.depth - 1)?,
-                Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
-                Event::Eof => {
-                    return Err(
-                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
-                    );
-                }
-                _ => {}
-            }
+        let mut run = Run::Empty;
+        while let Some(child) = self.next_node(&mut run)? {
+            self.skip(&child)?;
         }
+        Ok(match run {
+            Run::Empty => Cow::Borrowed(""),
+            Run::One(s) => Cow::Borrowed(s),
+            Run::Scratch => Cow::Owned(self.scratch.clone()),
+        })
     }
 
     /// Reads the text content of the element `start` opened and parses it as `T`.
@@ -365,49 +418,53 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Reads the next raw node of mixed content (for [`AnyElement`]).
-    fn next_node(&mut self) -> Result<Node<'a>, DecodeError> {
+    /// Reads mixed content (for [`AnyElement`]): appends text, CDATA and references to `run`
+    /// and returns the next child element, or `None` at the end tag.
+    fn next_node(&mut self, run: &mut Run<'a>) -> Result<Option<Start<'a>>, DecodeError> {
         loop {
-            return Ok(match self.next_event()? {
-                Event::Start(tag) => Node::Child(Start { tag, empty: false }),
-                Event::Empty(tag) => Node::Child(Start { tag, empty: true }),
-                Event::Text(t) => Node::Text(
-                    t.xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                ),
-                Event::CData(c) => Node::Text(
-                    c.xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                ),
-                Event::GeneralRef(r) => match self.check_ref(&r)? {
-                    Some(c) => Node::Char(c),
-                    None => continue,
-                },
-                Event::End(_) => Node::End,
+            match self.next_event()? {
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true })),
+                Event::Text(t) => {
+                    let piece = self.content(&t, || t.xml10_content())?;
+                    self.push_piece(run, piece);
+                }
+                Event::CData(c) => {
+                    let piece = self.content(&c, || c.xml10_content())?;
+                    self.push_piece(run, piece);
+                }
+                Event::GeneralRef(r) => {
+                    if let Some(c) = self.check_ref(&r)? {
+                        self.push_char(run, c);
+                    }
+                }
+                Event::End(_) => return Ok(None),
                 Event::Eof => {
                     return Err(
                         self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
                     );
                 }
-                _ => continue,
-            });
+                _ => {}
+            }
+        }
+    }
+
+    /// The name of `start` as a string (borrowed from the document).
+    fn name_of(&self, start: &Start<'_>) -> Cow<'a, str> {
+        match self.source_str(start.name()) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(start.name_str().into_owned()),
         }
     }
 }
 
-enum Node<'a> {
-    Child(Start<'a>),
-    Text(Cow<'a, str>),
-    Char(char),
-    End,
-}
-
-/// Appends a text piece, borrowing while there is only one.
-fn append<'a>(acc: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
-    match acc {
-        None => *acc = Some(piece),
-        Some(prev) => prev.to_mut().push_str(&piece),
-    }
+/// A run of text pieces: empty, one piece borrowed from the document, or joined in the
+/// reader's scratch buffer (no allocation per run once the buffer has grown).
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    Empty,
+    One(&'a str),
+    Scratch,
 }
 
 fn is_xml_space(t: &[u8]) -> bool {

@@ -1,6 +1,6 @@
 //! Reader limits and writer escaping.
 
-use super::{Reader, Writer};
+use super::{AnyElement, Reader, Writer, XmlElement};
 use crate::error::{DecodeErrorKind, EncodeError};
 
 fn first_child_text(doc: &str) -> Result<String, crate::DecodeError> {
@@ -58,6 +58,51 @@ fn refuses_trailing_elements_but_not_trailing_space() {
 fn reports_mismatched_end_tags() {
     let e = first_child_text("<A><B>x</C></A>").unwrap_err();
     assert!(matches!(e.kind(), DecodeErrorKind::Syntax(_)), "{e}");
+}
+
+fn read_any(doc: &str) -> Result<AnyElement, crate::DecodeError> {
+    let mut r = Reader::new(doc)?;
+    let root = r.root()?;
+    let e = AnyElement::read_element(&mut r, &root)?;
+    r.finish()?;
+    Ok(e)
+}
+
+#[test]
+fn any_element_reads_property_shapes() {
+    let doc = "<Win32_X>\r\n <Name>a &amp; b&#x41;&lt;</Name><Cap><![CDATA[<c>]]>d</Cap>\
+               <Line>x\r\ny\rz</Line><Empty/><Blank></Blank><Attr k=\"v&amp;\">t</Attr>\
+               <NAME>é€</NAME><Nest>1<In>2</In> 3</Nest><!-- c --><Only>&amp;</Only></Win32_X>";
+    let e = read_any(doc).unwrap();
+    let mut attr = AnyElement::new("Attr").with_attribute("k", "v&");
+    attr.text = "t".into();
+    let mut nest = AnyElement::new("Nest").with_property("In", "2");
+    nest.text = "1 3".into();
+    let mut expected = AnyElement::new("Win32_X")
+        .with_property("Name", "a & bA<")
+        .with_property("Cap", "<c>d")
+        .with_property("Line", "x\ny\nz")
+        .with_property("Empty", "")
+        .with_property("Blank", "");
+    expected.children.push(attr);
+    expected = expected.with_property("NAME", "é€");
+    expected.children.push(nest);
+    expected = expected.with_property("Only", "&");
+    assert_eq!(e, expected);
+    assert_eq!(e.property("Line"), Some("x\ny\nz"));
+}
+
+#[test]
+fn any_element_keeps_long_text_and_errors_with_paths() {
+    let long = "x&amp;".repeat(40);
+    let e = read_any(&format!("<A><P>{long}</P><Q>{long}<![CDATA[]]></Q></A>")).unwrap();
+    assert_eq!(e.property("P"), Some("x&".repeat(40).as_str()));
+    assert_eq!(e.property("Q"), e.property("P"));
+    let err = read_any("<A><P>ok</P><P>&bad;</P></A>").unwrap_err();
+    assert_eq!(err.kind(), &DecodeErrorKind::UnknownEntity("bad".into()));
+    assert!(err.to_string().contains("P[2]"), "{err}");
+    let err = read_any("<A><P>x</Q></A>").unwrap_err();
+    assert!(matches!(err.kind(), DecodeErrorKind::Syntax(_)), "{err}");
 }
 
 #[test]
