@@ -119,6 +119,9 @@ pub struct Reader<'a> {
     max_depth: usize,
     /// Joins the pieces of a text run that is not one borrowed piece (see [`Run`]).
     scratch: String,
+    /// The last event ended a tag (start, end or empty-element), so quick-xml's unread input
+    /// starts at content: [`Reader::simple_child`] may read from it.
+    at_content: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -149,7 +152,14 @@ impl<'a> Reader<'a> {
         config.check_end_names = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
-        Ok(Self { src: text, inner, depth: 0, max_depth, scratch: String::new() })
+        Ok(Self {
+            src: text,
+            inner,
+            depth: 0,
+            max_depth,
+            scratch: String::new(),
+            at_content: false,
+        })
     }
 
     /// `bytes` as a slice of the document, when it is one (every event of a reader over `&str`
@@ -259,6 +269,7 @@ impl<'a> Reader<'a> {
 
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
         let ev = self.inner.read_event().map_err(|e| self.xml_error(&e))?;
+        self.at_content = matches!(ev, Event::Start(_) | Event::End(_) | Event::Empty(_));
         match &ev {
             Event::DocType(_) => return Err(self.error(DecodeErrorKind::Dtd)),
             Event::Start(_) => {
@@ -449,6 +460,85 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads the next child element straight from the source when it has the shape of a WMI
+    /// property: `<Name>text</Name>` or `<Name/>`, optionally after whitespace, with no
+    /// attributes, no markup in the text, no carriage returns and only the five predefined
+    /// entities. Returns its name and text, or `None` having read nothing (quick-xml then reads
+    /// it the general way and reports any error).
+    ///
+    /// The element is consumed whole, so quick-xml's state (open elements, position) stays
+    /// that of a reader between two sibling elements. Call only with an empty text run.
+    fn simple_child(&mut self) -> Option<(&'a str, Run<'a>)> {
+        if !self.at_content || self.depth >= self.max_depth {
+            return None;
+        }
+        let rest: &'a [u8] = self.inner.get_ref();
+        let open = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))?;
+        if rest[open] != b'<' {
+            return None;
+        }
+        let name_start = open + 1;
+        let name_len = rest[name_start..].iter().position(|&b| !NAME_BYTES[usize::from(b)])?;
+        if name_len == 0 {
+            return None;
+        }
+        let name_end = name_start + name_len;
+        let name = &rest[name_start..name_end];
+        let (text, end, amp) = match rest[name_end] {
+            b'>' => {
+                let text_start = name_end + 1;
+                let mut amp = false;
+                let mut i = text_start;
+                loop {
+                    match *rest.get(i)? {
+                        b'<' => break,
+                        b'&' => amp = true,
+                        b'\r' => return None,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                let close = &rest[i + 1..];
+                if close.first() != Some(&b'/')
+                    || close.get(1..=name_len) != Some(name)
+                    || close.get(name_len + 1) != Some(&b'>')
+                {
+                    return None;
+                }
+                (&rest[text_start..i], i + name_len + 3, amp)
+            }
+            b'/' if rest.get(name_end + 1) == Some(&b'>') => (&rest[..0], name_end + 2, false),
+            _ => return None,
+        };
+        let name = self.source_str(name)?;
+        let text = self.source_str(text)?;
+        let run = if amp {
+            self.scratch.clear();
+            let mut pieces = text.split('&');
+            self.scratch.push_str(pieces.next().unwrap_or_default());
+            for piece in pieces {
+                let (entity, after) = piece.split_once(';')?;
+                self.scratch.push(match entity {
+                    "lt" => '<',
+                    "gt" => '>',
+                    "amp" => '&',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    _ => return None,
+                });
+                self.scratch.push_str(after);
+            }
+            Run::Scratch
+        } else if text.is_empty() {
+            Run::Empty
+        } else {
+            Run::One(text)
+        };
+        std::io::BufRead::consume(&mut self.inner.stream(), end);
+        self.at_content = true;
+        Some((name, run))
+    }
+
     /// The name of `start` as a string (borrowed from the document).
     fn name_of(&self, start: &Start<'_>) -> Cow<'a, str> {
         match self.source_str(start.name()) {
@@ -466,6 +556,19 @@ enum Run<'a> {
     One(&'a str),
     Scratch,
 }
+
+/// Bytes of an element name that [`Reader::simple_child`] accepts: ASCII letters, digits,
+/// `_ - . :` and any byte of a multi-byte character.
+static NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') || c >= 0x80;
+        b += 1;
+    }
+    t
+};
 
 fn is_xml_space(t: &[u8]) -> bool {
     t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))

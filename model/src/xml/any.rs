@@ -141,7 +141,18 @@ impl XmlElement for AnyElement {
             // know whether it is formatting between elements).
             let mut joined = String::new();
             let mut run = Run::Empty;
-            while let Some(child) = r.next_node(&mut run)? {
+            loop {
+                if matches!(run, Run::Empty)
+                    && let Some((name, text)) = r.simple_child()
+                {
+                    let text = SmolStr::new(r.run_str(&text));
+                    push_child(
+                        &mut children,
+                        AnyElement { name: SmolStr::new(name), text, ..Self::default() },
+                    );
+                    continue;
+                }
+                let Some(child) = r.next_node(&mut run)? else { break };
                 let pending = r.run_str(&run);
                 if !is_space(pending) {
                     joined.push_str(pending);
@@ -150,11 +161,7 @@ impl XmlElement for AnyElement {
                 let position = children.len() + 1;
                 let e = AnyElement::read_element(r, &child)
                     .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
-                if children.is_empty() {
-                    // A WMI class element holds a handful of properties.
-                    children.reserve_exact(8);
-                }
-                children.push(e);
+                push_child(&mut children, e);
             }
             let last = r.run_str(&run);
             if children.is_empty() {
@@ -182,6 +189,14 @@ impl crate::value::XmlValue for SmolStr {
     fn as_xml_str(&self) -> Option<&str> {
         Some(self)
     }
+}
+
+fn push_child(children: &mut Vec<AnyElement>, child: AnyElement) {
+    if children.is_empty() {
+        // A WMI class element holds a handful of properties.
+        children.reserve_exact(8);
+    }
+    children.push(child);
 }
 
 fn is_space(t: &str) -> bool {

@@ -106,6 +106,62 @@ fn any_element_keeps_long_text_and_errors_with_paths() {
 }
 
 #[test]
+fn any_element_fast_path_agrees_on_edge_cases() {
+    let e = read_any("<C>\n  <A>1</A>\n  <B></B>\t<D/> <E>&#65;&amp;</E>\n</C>").unwrap();
+    let expected = AnyElement::new("C")
+        .with_property("A", "1")
+        .with_property("B", "")
+        .with_property("D", "")
+        .with_property("E", "A&");
+    assert_eq!(e, expected);
+    for bad in ["<C><A>x</a></C>", "<C><A>x&amp</A></C>", "<C><A>x</A"] {
+        assert!(read_any(bad).is_err(), "{bad}");
+    }
+    assert_eq!(read_any("<C><A>x</A ></C>").unwrap().property("A"), Some("x"));
+    let mut r = Reader::with_limits("<C><A>x</A></C>", 1, 1 << 20).unwrap();
+    let root = r.root().unwrap();
+    let e = AnyElement::read_element(&mut r, &root).unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::TooDeep { limit: 1 });
+}
+
+proptest::proptest! {
+    /// Reading WMI-property-shaped children straight from the source gives what quick-xml's
+    /// events give: a comment before each child makes the reader take the general path.
+    #[test]
+    fn any_element_fast_path_matches_events(
+        children in proptest::collection::vec(
+            ("[A-Za-z_][A-Za-z0-9_.:é-]{0,6}", "([a-z <>\"'\r\n]|&amp;|&lt;|&#65;|&bad;|&|]]>){0,8}",
+             0..4u8),
+            0..6,
+        ),
+        space in "[ \n\t]{0,2}",
+    ) {
+        let mut fast = String::from("<Class>");
+        let mut slow = String::from("<Class>");
+        for (name, text, shape) in &children {
+            let child = match shape {
+                0 => format!("<{name}>{text}</{name}>"),
+                1 => format!("<{name}/>"),
+                2 => format!("<{name} a=\"1\">{text}</{name}>"),
+                _ => format!("<{name}>{text}</{}>", name.to_lowercase()),
+            };
+            fast.push_str(&space);
+            fast.push_str(&child);
+            slow.push_str(&space);
+            slow.push_str("<!---->");
+            slow.push_str(&child);
+        }
+        fast.push_str("</Class>");
+        slow.push_str("</Class>");
+        match (read_any(&fast), read_any(&slow)) {
+            (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => proptest::prop_assert_eq!(a.kind(), b.kind()),
+            (a, b) => proptest::prop_assert!(false, "{fast}: {a:?} but {slow}: {b:?}"),
+        }
+    }
+}
+
+#[test]
 fn writer_escapes_and_self_closes() {
     let mut w = Writer::new();
     w.start("A");
