@@ -484,19 +484,30 @@ impl<'a> Reader<'a> {
         }
         let name_end = name_start + name_len;
         let name = &rest[name_start..name_end];
-        let (text, end, amp) = match rest[name_end] {
+        let (run, end) = match rest[name_end] {
             b'>' => {
                 let text_start = name_end + 1;
-                let mut amp = false;
+                // Entities are resolved into the scratch buffer from `last` on.
+                let mut last = text_start;
+                let mut decoded = false;
                 let mut i = text_start;
                 loop {
-                    match *rest.get(i)? {
-                        b'<' => break,
-                        b'&' => amp = true,
-                        b'\r' => return None,
-                        _ => {}
+                    i = find_special(rest, i, &CONTENT_STOP)?;
+                    if rest[i] == b'<' {
+                        break;
                     }
-                    i += 1;
+                    if rest[i] == b'\r' {
+                        return None;
+                    }
+                    let (c, len) = predefined_entity(&rest[i + 1..])?;
+                    if !decoded {
+                        self.scratch.clear();
+                        decoded = true;
+                    }
+                    self.scratch.push_str(self.source_str(&rest[last..i])?);
+                    self.scratch.push(c);
+                    i += 1 + len;
+                    last = i;
                 }
                 let close = &rest[i + 1..];
                 if close.first() != Some(&b'/')
@@ -505,35 +516,21 @@ impl<'a> Reader<'a> {
                 {
                     return None;
                 }
-                (&rest[text_start..i], i + name_len + 3, amp)
+                let tail = self.source_str(&rest[last..i])?;
+                let run = if decoded {
+                    self.scratch.push_str(tail);
+                    Run::Scratch
+                } else if tail.is_empty() {
+                    Run::Empty
+                } else {
+                    Run::One(tail)
+                };
+                (run, i + name_len + 3)
             }
-            b'/' if rest.get(name_end + 1) == Some(&b'>') => (&rest[..0], name_end + 2, false),
+            b'/' if rest.get(name_end + 1) == Some(&b'>') => (Run::Empty, name_end + 2),
             _ => return None,
         };
         let name = self.source_str(name)?;
-        let text = self.source_str(text)?;
-        let run = if amp {
-            self.scratch.clear();
-            let mut pieces = text.split('&');
-            self.scratch.push_str(pieces.next().unwrap_or_default());
-            for piece in pieces {
-                let (entity, after) = piece.split_once(';')?;
-                self.scratch.push(match entity {
-                    "lt" => '<',
-                    "gt" => '>',
-                    "amp" => '&',
-                    "quot" => '"',
-                    "apos" => '\'',
-                    _ => return None,
-                });
-                self.scratch.push_str(after);
-            }
-            Run::Scratch
-        } else if text.is_empty() {
-            Run::Empty
-        } else {
-            Run::One(text)
-        };
         std::io::BufRead::consume(&mut self.inner.stream(), end);
         self.at_content = true;
         Some((name, run))
@@ -569,6 +566,24 @@ static NAME_BYTES: [bool; 256] = {
     }
     t
 };
+
+/// Bytes that end a stretch of plain text for [`Reader::simple_child`]: markup, a reference,
+/// and a carriage return (line ends are left to quick-xml).
+static CONTENT_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
+/// The character and length of a predefined entity reference after its `&` (`amp;` …).
+fn predefined_entity(after_amp: &[u8]) -> Option<(char, usize)> {
+    [("lt;", '<'), ("gt;", '>'), ("amp;", '&'), ("quot;", '"'), ("apos;", '\'')]
+        .into_iter()
+        .find(|(name, _)| after_amp.starts_with(name.as_bytes()))
+        .map(|(name, c)| (c, name.len()))
+}
 
 fn is_xml_space(t: &[u8]) -> bool {
     t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
