@@ -76,7 +76,12 @@ impl<'a> Start<'a> {
 
     /// The attributes of the tag.
     pub fn attrs(&self) -> Attrs<'_> {
-        Attrs { inner: self.tag.attributes() }
+        Attrs {
+            inner: self.tag.attributes(),
+            plain: Some(self.tag.attributes_raw()),
+            seen: [&[]; MAX_PLAIN_ATTRS],
+            read: 0,
+        }
     }
 }
 
@@ -86,7 +91,18 @@ pub type Attribute<'t> = (&'t [u8], Cow<'t, str>);
 /// Iterator over the attributes of a [`Start`].
 pub struct Attrs<'t> {
     inner: quick_xml::events::attributes::Attributes<'t>,
+    /// The attributes not yet read while they are plain (see [`split_attribute`]): they are
+    /// split here without quick-xml's iterator, which allocates for its duplicate check. At the
+    /// first one that is not (or a repeated name), quick-xml's iterator takes over after the
+    /// ones read, and reports any error.
+    plain: Option<&'t [u8]>,
+    /// Names of the attributes read the plain way.
+    seen: [&'t [u8]; MAX_PLAIN_ATTRS],
+    read: usize,
 }
+
+/// Attributes read the plain way before quick-xml's iterator takes over.
+const MAX_PLAIN_ATTRS: usize = 16;
 
 impl<'t> Attrs<'t> {
     /// The next attribute as `(name, unescaped value)`.
@@ -95,19 +111,79 @@ impl<'t> Attrs<'t> {
     ///
     /// Malformed attributes (duplicates, missing quotes) and unknown entity references.
     pub fn next_attr(&mut self, r: &Reader<'t>) -> Result<Option<Attribute<'t>>, DecodeError> {
+        if let Some(rest) = self.plain {
+            match split_attribute(rest) {
+                Some(None) => return Ok(None),
+                Some(Some((key, raw, rest)))
+                    if self.read < MAX_PLAIN_ATTRS && !self.seen[..self.read].contains(&key) =>
+                {
+                    if let Some(raw) = r.source_str(raw) {
+                        self.plain = Some(rest);
+                        self.seen[self.read] = key;
+                        self.read += 1;
+                        return Ok(Some((key, r.unescape(raw)?)));
+                    }
+                }
+                _ => {}
+            }
+            self.plain = None;
+            for _ in 0..self.read {
+                // Read already, without error; quick-xml notes the names for its check.
+                let _ = self.inner.next();
+            }
+        }
         let Some(attr) = self.inner.next() else {
             return Ok(None);
         };
         let attr = attr.map_err(|e| r.error(DecodeErrorKind::Syntax(e.to_string())))?;
         let value = match r.source_str(&attr.value) {
-            Some(raw) => quick_xml::escape::unescape(raw)
-                .map_err(|e| r.xml_error(&quick_xml::Error::Escape(e)))?,
+            Some(raw) => r.unescape(raw)?,
             None => {
                 attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?
             }
         };
         Ok(Some((attr.key.into_inner(), value)))
     }
+}
+
+/// Splits the first plain attribute off `raw` as `(name, raw value, rest)`; `Some(None)` when
+/// only whitespace is left and `None` when the text is not plain. Plain is `name="value"` or
+/// `name='value'` after whitespace, with a name of [`NAME_BYTES`] and optional whitespace
+/// around `=`.
+#[allow(clippy::type_complexity)]
+fn split_attribute(raw: &[u8]) -> Option<Option<(&[u8], &[u8], &[u8])>> {
+    let skip_space = |b: &[u8], i: usize| {
+        b[i..]
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            .map_or(b.len(), |p| i + p)
+    };
+    let start = skip_space(raw, 0);
+    if start == raw.len() {
+        return Some(None);
+    }
+    if start == 0 {
+        // Attributes follow whitespace (the tag name ends at the first whitespace).
+        return None;
+    }
+    let key_len = raw[start..].iter().position(|&b| !NAME_BYTES[usize::from(b)])?;
+    if key_len == 0 {
+        return None;
+    }
+    let key = &raw[start..start + key_len];
+    let eq = skip_space(raw, start + key_len);
+    if raw.get(eq) != Some(&b'=') {
+        return None;
+    }
+    let open = skip_space(raw, eq + 1);
+    let quote = *raw.get(open).filter(|&&q| q == b'"' || q == b'\'')?;
+    let len = raw[open + 1..].iter().position(|&b| b == quote)?;
+    let value = &raw[open + 1..open + 1 + len];
+    let rest = &raw[open + 2 + len..];
+    if rest.first().is_some_and(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+        return None;
+    }
+    Some(Some((key, value, rest)))
 }
 
 /// A pull reader over a UTF-8 XML document, with hostile-input limits.
@@ -241,6 +317,14 @@ impl<'a> Reader<'a> {
             return self.error(DecodeErrorKind::UnknownEntity(name.clone()));
         }
         self.error(DecodeErrorKind::Syntax(e.to_string()))
+    }
+
+    /// Resolves the references in an attribute value (borrowed when there are none).
+    fn unescape(&self, raw: &'a str) -> Result<Cow<'a, str>, DecodeError> {
+        if !raw.as_bytes().contains(&b'&') {
+            return Ok(Cow::Borrowed(raw));
+        }
+        quick_xml::escape::unescape(raw).map_err(|e| self.xml_error(&quick_xml::Error::Escape(e)))
     }
 
     /// The error for a missing required element `name`.
