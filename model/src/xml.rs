@@ -51,6 +51,9 @@ pub trait XmlChoice {
 pub struct Start<'a> {
     tag: BytesStart<'a>,
     empty: bool,
+    /// For an element [`Reader::next_child`] read whole from the source: the byte range of its
+    /// text in the document (its content and end tag are consumed already).
+    text: Option<(usize, usize)>,
 }
 
 impl<'a> Start<'a> {
@@ -67,6 +70,11 @@ impl<'a> Start<'a> {
     /// Whether this is an empty-element tag (`<X/>`): there is no content and no end tag.
     pub fn is_empty(&self) -> bool {
         self.empty
+    }
+
+    /// Whether the element was read whole with its text (see [`Reader::next_child`]).
+    fn is_read(&self) -> bool {
+        self.text.is_some()
     }
 
     /// Whether the tag has any attributes (a cheap check before iterating).
@@ -376,8 +384,8 @@ impl<'a> Reader<'a> {
     pub fn root(&mut self) -> Result<Start<'a>, DecodeError> {
         loop {
             match self.next_event()? {
-                Event::Start(tag) => return Ok(Start { tag, empty: false }),
-                Event::Empty(tag) => return Ok(Start { tag, empty: true }),
+                Event::Start(tag) => return Ok(Start { tag, empty: false, text: None }),
+                Event::Empty(tag) => return Ok(Start { tag, empty: true, text: None }),
                 Event::Eof => return Err(self.error(DecodeErrorKind::NoRoot)),
                 Event::Text(t) if is_xml_space(&t) => {}
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
@@ -409,19 +417,32 @@ impl<'a> Reader<'a> {
 
     /// The next child element of the element `parent` opened, or `None` at its end tag.
     ///
-    /// Text between child elements is ignored (pretty-printed documents are accepted).
+    /// Text between child elements is ignored (pretty-printed documents are accepted). A child
+    /// `<Name>text</Name>` with no attributes and no references is read whole from the source
+    /// ([`Reader::simple_child`]); [`Reader::text`] and [`Reader::skip`] then return at once.
     ///
     /// # Errors
     ///
     /// Malformed XML, a DTD, or the nesting limit.
     pub fn next_child(&mut self, parent: &Start<'_>) -> Result<Option<Start<'a>>, DecodeError> {
-        if parent.empty {
+        if parent.empty || parent.text.is_some() {
             return Ok(None);
+        }
+        if let Some((name, run)) = self.simple_child(false) {
+            let text = match run {
+                Run::One(t) => {
+                    let at = t.as_ptr().addr() - self.src.as_ptr().addr();
+                    (at, at + t.len())
+                }
+                Run::Empty | Run::Scratch => (0, 0),
+            };
+            let tag = BytesStart::from_content(name, name.len());
+            return Ok(Some(Start { tag, empty: false, text: Some(text) }));
         }
         loop {
             match self.next_event()? {
-                Event::Start(tag) => return Ok(Some(Start { tag, empty: false })),
-                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true })),
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false, text: None })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true, text: None })),
                 Event::End(_) => return Ok(None),
                 Event::Eof => {
                     return Err(
@@ -463,6 +484,9 @@ impl<'a> Reader<'a> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
         }
+        if let Some((from, to)) = start.text {
+            return Ok(Cow::Borrowed(&self.src[from..to]));
+        }
         let mut run = Run::Empty;
         while let Some(child) = self.next_node(&mut run)? {
             self.skip(&child)?;
@@ -490,7 +514,7 @@ impl<'a> Reader<'a> {
     ///
     /// Malformed XML or the nesting limit.
     pub fn skip(&mut self, start: &Start<'_>) -> Result<(), DecodeError> {
-        if start.empty {
+        if start.empty || start.text.is_some() {
             return Ok(());
         }
         self.skip_to_depth(self.depth - 1)
@@ -518,8 +542,8 @@ impl<'a> Reader<'a> {
     fn next_node(&mut self, run: &mut Run<'a>) -> Result<Option<Start<'a>>, DecodeError> {
         loop {
             match self.next_event()? {
-                Event::Start(tag) => return Ok(Some(Start { tag, empty: false })),
-                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true })),
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false, text: None })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true, text: None })),
                 Event::Text(t) => {
                     let piece = self.content(&t, || t.xml10_content())?;
                     self.push_piece(run, piece);
@@ -551,8 +575,10 @@ impl<'a> Reader<'a> {
     /// it the general way and reports any error).
     ///
     /// The element is consumed whole, so quick-xml's state (open elements, position) stays
-    /// that of a reader between two sibling elements. Call only with an empty text run.
-    fn simple_child(&mut self) -> Option<(&'a str, Run<'a>)> {
+    /// that of a reader between two sibling elements. Call only with an empty text run. With
+    /// `entities` false, text with references is left to quick-xml too (the run is then never
+    /// [`Run::Scratch`]).
+    fn simple_child(&mut self, entities: bool) -> Option<(&'a str, Run<'a>)> {
         if !self.at_content || self.depth >= self.max_depth {
             return None;
         }
@@ -581,6 +607,9 @@ impl<'a> Reader<'a> {
                         break;
                     }
                     if rest[i] == b'\r' {
+                        return None;
+                    }
+                    if !entities {
                         return None;
                     }
                     let (c, len) = predefined_entity(&rest[i + 1..])?;

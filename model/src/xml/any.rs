@@ -136,14 +136,16 @@ impl XmlElement for AnyElement {
         }
         let mut text = SmolStr::default();
         let mut children = Vec::new();
-        if !start.is_empty() {
+        if start.is_read() {
+            text = SmolStr::new(r.text(start)?);
+        } else if !start.is_empty() {
             // The text joined so far, and the run since the last child element (kept until we
             // know whether it is formatting between elements).
             let mut joined = String::new();
             let mut run = Run::Empty;
             loop {
                 if matches!(run, Run::Empty)
-                    && let Some((name, text)) = r.simple_child()
+                    && let Some((name, text)) = r.simple_child(true)
                 {
                     let text = SmolStr::new(r.run_str(&text));
                     push_child(

@@ -131,37 +131,130 @@ proptest::proptest! {
     fn any_element_fast_path_matches_events(
         children in proptest::collection::vec(
             ("[A-Za-z_][A-Za-z0-9_.:é-]{0,6}", "([a-z <>\"'\r\n]|&amp;|&lt;|&#65;|&bad;|&|]]>){0,8}",
-             0..4u8),
+             0..5u8),
             0..6,
         ),
         space in "[ \n\t]{0,2}",
     ) {
-        let mut fast = String::from("<Class>");
-        let mut slow = String::from("<Class>");
-        for (name, text, shape) in &children {
-            let child = match shape {
-                0 => format!("<{name}>{text}</{name}>"),
-                1 => format!("<{name}/>"),
-                2 => format!("<{name} a=\"1\">{text}</{name}>"),
-                _ => format!("<{name}>{text}</{}>", name.to_lowercase()),
-            };
-            fast.push_str(&space);
-            fast.push_str(&child);
-            slow.push_str(&space);
-            slow.push_str("<!---->");
-            slow.push_str(&child);
+        let children: Vec<String> =
+            children.iter().map(|(name, text, shape)| child_element(name, text, *shape)).collect();
+        let (fast, slow) = with_and_without_comments("Class", &space, &children);
+        let kind = |e: crate::DecodeError| e.kind().clone();
+        same_outcome(read_any(&fast).map_err(kind), read_any(&slow).map_err(kind))?;
+    }
+}
+
+/// A child element of one of five shapes: `<N>text</N>`, `<N/>`, an element inside, an end tag
+/// in other case, an attribute.
+fn child_element(name: &str, text: &str, shape: u8) -> String {
+    match shape {
+        0 => format!("<{name}>{text}</{name}>"),
+        1 => format!("<{name}/>"),
+        2 => format!("<{name}><In>{text}</In></{name}>"),
+        3 => format!("<{name}>{text}</{}>", name.to_uppercase()),
+        _ => format!("<{name} a='1'>{text}</{name}>"),
+    }
+}
+
+/// A document `<root>` holding `children`, each after `space`, and the same document with a
+/// comment in front of each child, which turns the readers' fast paths off.
+fn with_and_without_comments(root: &str, space: &str, children: &[String]) -> (String, String) {
+    let mut fast = format!("<{root}>");
+    let mut slow = fast.clone();
+    for child in children {
+        fast.push_str(space);
+        fast.push_str(child);
+        slow.push_str(space);
+        slow.push_str("<!---->");
+        slow.push_str(child);
+    }
+    fast.push_str(&format!("</{root}>"));
+    slow.push_str(&format!("</{root}>"));
+    (fast, slow)
+}
+
+/// Equal results, or errors of the same kind (positions in syntax errors differ: the document
+/// with comments is longer).
+fn same_outcome<T: PartialEq + std::fmt::Debug>(
+    fast: Result<T, DecodeErrorKind>,
+    slow: Result<T, DecodeErrorKind>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    match (fast, slow) {
+        (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+        (Err(a), Err(b)) => {
+            proptest::prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b));
         }
-        fast.push_str("</Class>");
-        slow.push_str("</Class>");
-        match (read_any(&fast), read_any(&slow)) {
-            (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
-            // Positions in syntax errors differ: the general path's document is longer.
-            (Err(a), Err(b)) => proptest::prop_assert_eq!(
-                std::mem::discriminant(a.kind()),
-                std::mem::discriminant(b.kind())
-            ),
-            (a, b) => proptest::prop_assert!(false, "{fast}: {a:?} but {slow}: {b:?}"),
-        }
+        (a, b) => proptest::prop_assert!(false, "{a:?} but {b:?}"),
+    }
+    Ok(())
+}
+
+/// Each child of the root of `doc` as (name, text), reading every third child's children
+/// first (there are none when the child was read whole) and skipping every fourth.
+fn child_texts(doc: &str) -> Result<Vec<(String, String)>, DecodeErrorKind> {
+    let kind = |e: crate::DecodeError| e.kind().clone();
+    let mut r = Reader::with_limits(doc, 3, 1 << 20).map_err(kind)?;
+    let root = r.root().map_err(kind)?;
+    let mut out = Vec::new();
+    while let Some(child) = r.next_child(&root).map_err(kind)? {
+        let name = child.name_str().into_owned();
+        let text = match out.len() % 4 {
+            2 => {
+                let mut inner = Vec::new();
+                while let Some(g) = r.next_child(&child).map_err(kind)? {
+                    inner.push(r.text(&g).map_err(kind)?.into_owned());
+                }
+                inner.join("|")
+            }
+            3 => {
+                r.skip(&child).map_err(kind)?;
+                String::from("skipped")
+            }
+            _ => r.text(&child).map_err(kind)?.into_owned(),
+        };
+        out.push((name, text));
+    }
+    r.finish().map_err(kind)?;
+    Ok(out)
+}
+
+#[test]
+fn next_child_reads_simple_elements_whole() {
+    let doc = "<R>\n <A>x</A><B/><C><D>1</D></C><E>y</E><F>a&amp;b</F><G k='v'>z</G><H></H>\
+               <I><![CDATA[c]]></I><J>q</J></R>";
+    let got = child_texts(doc).unwrap();
+    let want = [
+        ("A", "x"),
+        ("B", ""),
+        ("C", "1"),
+        ("E", "skipped"),
+        ("F", "a&b"),
+        ("G", "z"),
+        ("H", ""),
+        ("I", "skipped"),
+        ("J", "q"),
+    ];
+    let want: Vec<(String, String)> =
+        want.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+    assert_eq!(got, want);
+    let e = child_texts("<R><A><B><C>deep</C></B></A></R>").unwrap_err();
+    assert_eq!(e, DecodeErrorKind::TooDeep { limit: 3 });
+}
+
+proptest::proptest! {
+    /// Typed decoders see the same children, texts and errors whether `next_child` reads a
+    /// simple element whole or quick-xml reads it (a comment in front turns the former off).
+    #[test]
+    fn next_child_fast_path_matches_events(
+        children in proptest::collection::vec(
+            ("[A-Za-z_][A-Za-z0-9_é-]{0,4}", "([a-z <>\"\r\n]|&amp;|&#65;|&bad;|&){0,6}", 0..5u8),
+            0..7,
+        ),
+    ) {
+        let children: Vec<String> =
+            children.iter().map(|(name, text, shape)| child_element(name, text, *shape)).collect();
+        let (fast, slow) = with_and_without_comments("R", "", &children);
+        same_outcome(child_texts(&fast), child_texts(&slow))?;
     }
 }
 
