@@ -51,6 +51,9 @@ pub trait XmlChoice {
 pub struct Start<'a> {
     tag: BytesStart<'a>,
     empty: bool,
+    /// For an element [`Reader::next_child`] read whole from the source: the byte range of its
+    /// text in the document (its content and end tag are consumed already).
+    text: Option<(usize, usize)>,
 }
 
 impl<'a> Start<'a> {
@@ -69,6 +72,11 @@ impl<'a> Start<'a> {
         self.empty
     }
 
+    /// Whether the element was read whole with its text (see [`Reader::next_child`]).
+    fn is_read(&self) -> bool {
+        self.text.is_some()
+    }
+
     /// Whether the tag has any attributes (a cheap check before iterating).
     pub fn has_attrs(&self) -> bool {
         self.tag.attributes_raw().iter().any(|b| !b.is_ascii_whitespace())
@@ -76,7 +84,12 @@ impl<'a> Start<'a> {
 
     /// The attributes of the tag.
     pub fn attrs(&self) -> Attrs<'_> {
-        Attrs { inner: self.tag.attributes() }
+        Attrs {
+            inner: self.tag.attributes(),
+            plain: Some(self.tag.attributes_raw()),
+            seen: [&[]; MAX_PLAIN_ATTRS],
+            read: 0,
+        }
     }
 }
 
@@ -86,7 +99,18 @@ pub type Attribute<'t> = (&'t [u8], Cow<'t, str>);
 /// Iterator over the attributes of a [`Start`].
 pub struct Attrs<'t> {
     inner: quick_xml::events::attributes::Attributes<'t>,
+    /// The attributes not yet read while they are plain (see [`split_attribute`]): they are
+    /// split here without quick-xml's iterator, which allocates for its duplicate check. At the
+    /// first one that is not (or a repeated name), quick-xml's iterator takes over after the
+    /// ones read, and reports any error.
+    plain: Option<&'t [u8]>,
+    /// Names of the attributes read the plain way.
+    seen: [&'t [u8]; MAX_PLAIN_ATTRS],
+    read: usize,
 }
+
+/// Attributes read the plain way before quick-xml's iterator takes over.
+const MAX_PLAIN_ATTRS: usize = 16;
 
 impl<'t> Attrs<'t> {
     /// The next attribute as `(name, unescaped value)`.
@@ -94,22 +118,94 @@ impl<'t> Attrs<'t> {
     /// # Errors
     ///
     /// Malformed attributes (duplicates, missing quotes) and unknown entity references.
-    pub fn next_attr(&mut self, r: &Reader<'_>) -> Result<Option<Attribute<'t>>, DecodeError> {
+    pub fn next_attr(&mut self, r: &Reader<'t>) -> Result<Option<Attribute<'t>>, DecodeError> {
+        if let Some(rest) = self.plain {
+            match split_attribute(rest) {
+                Some(None) => return Ok(None),
+                Some(Some((key, raw, rest)))
+                    if self.read < MAX_PLAIN_ATTRS && !self.seen[..self.read].contains(&key) =>
+                {
+                    if let Some(raw) = r.source_str(raw) {
+                        self.plain = Some(rest);
+                        self.seen[self.read] = key;
+                        self.read += 1;
+                        return Ok(Some((key, r.unescape(raw)?)));
+                    }
+                }
+                _ => {}
+            }
+            self.plain = None;
+            for _ in 0..self.read {
+                // Read already, without error; quick-xml notes the names for its check.
+                let _ = self.inner.next();
+            }
+        }
         let Some(attr) = self.inner.next() else {
             return Ok(None);
         };
         let attr = attr.map_err(|e| r.error(DecodeErrorKind::Syntax(e.to_string())))?;
-        let value =
-            attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?;
+        let value = match r.source_str(&attr.value) {
+            Some(raw) => r.unescape(raw)?,
+            None => {
+                attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?
+            }
+        };
         Ok(Some((attr.key.into_inner(), value)))
     }
 }
 
+/// Splits the first plain attribute off `raw` as `(name, raw value, rest)`; `Some(None)` when
+/// only whitespace is left and `None` when the text is not plain. Plain is `name="value"` or
+/// `name='value'` after whitespace, with a name of [`NAME_BYTES`] and optional whitespace
+/// around `=`.
+#[allow(clippy::type_complexity)]
+fn split_attribute(raw: &[u8]) -> Option<Option<(&[u8], &[u8], &[u8])>> {
+    let skip_space = |b: &[u8], i: usize| {
+        b[i..]
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            .map_or(b.len(), |p| i + p)
+    };
+    let start = skip_space(raw, 0);
+    if start == raw.len() {
+        return Some(None);
+    }
+    if start == 0 {
+        // Attributes follow whitespace (the tag name ends at the first whitespace).
+        return None;
+    }
+    let key_len = raw[start..].iter().position(|&b| !NAME_BYTES[usize::from(b)])?;
+    if key_len == 0 {
+        return None;
+    }
+    let key = &raw[start..start + key_len];
+    let eq = skip_space(raw, start + key_len);
+    if raw.get(eq) != Some(&b'=') {
+        return None;
+    }
+    let open = skip_space(raw, eq + 1);
+    let quote = *raw.get(open).filter(|&&q| q == b'"' || q == b'\'')?;
+    let len = raw[open + 1..].iter().position(|&b| b == quote)?;
+    let value = &raw[open + 1..open + 1 + len];
+    let rest = &raw[open + 2 + len..];
+    if rest.first().is_some_and(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+        return None;
+    }
+    Some(Some((key, value, rest)))
+}
+
 /// A pull reader over a UTF-8 XML document, with hostile-input limits.
 pub struct Reader<'a> {
+    /// The document; events borrow from it, so their text needs no second UTF-8 check.
+    src: &'a str,
     inner: quick_xml::Reader<&'a [u8]>,
     depth: usize,
     max_depth: usize,
+    /// Joins the pieces of a text run that is not one borrowed piece (see [`Run`]).
+    scratch: String,
+    /// The last event ended a tag (start, end or empty-element), so quick-xml's unread input
+    /// starts at content: [`Reader::simple_child`] may read from it.
+    at_content: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -140,7 +236,79 @@ impl<'a> Reader<'a> {
         config.check_end_names = true;
         config.expand_empty_elements = false;
         config.trim_text(false);
-        Ok(Self { inner, depth: 0, max_depth })
+        Ok(Self {
+            src: text,
+            inner,
+            depth: 0,
+            max_depth,
+            scratch: String::new(),
+            at_content: false,
+        })
+    }
+
+    /// `bytes` as a slice of the document, when it is one (every event of a reader over `&str`
+    /// borrows from it): the document is valid UTF-8 and events end at ASCII markup, so no
+    /// UTF-8 check is needed. `None` for bytes from elsewhere.
+    fn source_str(&self, bytes: &[u8]) -> Option<&'a str> {
+        let start = bytes.as_ptr().addr().checked_sub(self.src.as_ptr().addr())?;
+        self.src.get(start..start.checked_add(bytes.len())?)
+    }
+
+    /// The content of a text or CDATA event: borrowed from the document when it needs no
+    /// line-end normalisation, else as `decode` (quick-xml's XML 1.0 content) gives it.
+    fn content(
+        &self,
+        raw: &[u8],
+        decode: impl FnOnce() -> Result<Cow<'a, str>, quick_xml::encoding::EncodingError>,
+    ) -> Result<Cow<'a, str>, DecodeError> {
+        if let Some(s) = self.source_str(raw)
+            && !raw.contains(&b'\r')
+        {
+            return Ok(Cow::Borrowed(s));
+        }
+        decode().map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))
+    }
+
+    /// Appends `piece` to the text run `run`.
+    fn push_piece(&mut self, run: &mut Run<'a>, piece: Cow<'a, str>) {
+        match (&*run, piece) {
+            (Run::Empty, Cow::Borrowed(s)) => *run = Run::One(s),
+            (Run::Empty, Cow::Owned(s)) => {
+                self.scratch.clear();
+                self.scratch.push_str(&s);
+                *run = Run::Scratch;
+            }
+            (Run::One(prev), piece) => {
+                self.scratch.clear();
+                self.scratch.push_str(prev);
+                self.scratch.push_str(&piece);
+                *run = Run::Scratch;
+            }
+            (Run::Scratch, piece) => self.scratch.push_str(&piece),
+        }
+    }
+
+    /// Appends a character (a resolved reference) to the text run `run`.
+    fn push_char(&mut self, run: &mut Run<'a>, c: char) {
+        match *run {
+            Run::Empty => self.scratch.clear(),
+            Run::One(prev) => {
+                self.scratch.clear();
+                self.scratch.push_str(prev);
+            }
+            Run::Scratch => {}
+        }
+        self.scratch.push(c);
+        *run = Run::Scratch;
+    }
+
+    /// The text of the run `run`.
+    fn run_str<'s>(&'s self, run: &Run<'a>) -> &'s str {
+        match *run {
+            Run::Empty => "",
+            Run::One(s) => s,
+            Run::Scratch => &self.scratch,
+        }
     }
 
     /// Builds an error of `kind` at the current position.
@@ -157,6 +325,14 @@ impl<'a> Reader<'a> {
             return self.error(DecodeErrorKind::UnknownEntity(name.clone()));
         }
         self.error(DecodeErrorKind::Syntax(e.to_string()))
+    }
+
+    /// Resolves the references in an attribute value (borrowed when there are none).
+    fn unescape(&self, raw: &'a str) -> Result<Cow<'a, str>, DecodeError> {
+        if !raw.as_bytes().contains(&b'&') {
+            return Ok(Cow::Borrowed(raw));
+        }
+        quick_xml::escape::unescape(raw).map_err(|e| self.xml_error(&quick_xml::Error::Escape(e)))
     }
 
     /// The error for a missing required element `name`.
@@ -185,6 +361,7 @@ impl<'a> Reader<'a> {
 
     fn next_event(&mut self) -> Result<Event<'a>, DecodeError> {
         let ev = self.inner.read_event().map_err(|e| self.xml_error(&e))?;
+        self.at_content = matches!(ev, Event::Start(_) | Event::End(_) | Event::Empty(_));
         match &ev {
             Event::DocType(_) => return Err(self.error(DecodeErrorKind::Dtd)),
             Event::Start(_) => {
@@ -207,8 +384,8 @@ impl<'a> Reader<'a> {
     pub fn root(&mut self) -> Result<Start<'a>, DecodeError> {
         loop {
             match self.next_event()? {
-                Event::Start(tag) => return Ok(Start { tag, empty: false }),
-                Event::Empty(tag) => return Ok(Start { tag, empty: true }),
+                Event::Start(tag) => return Ok(Start { tag, empty: false, text: None }),
+                Event::Empty(tag) => return Ok(Start { tag, empty: true, text: None }),
                 Event::Eof => return Err(self.error(DecodeErrorKind::NoRoot)),
                 Event::Text(t) if is_xml_space(&t) => {}
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
@@ -240,19 +417,32 @@ impl<'a> Reader<'a> {
 
     /// The next child element of the element `parent` opened, or `None` at its end tag.
     ///
-    /// Text between child elements is ignored (pretty-printed documents are accepted).
+    /// Text between child elements is ignored (pretty-printed documents are accepted). A child
+    /// `<Name>text</Name>` with no attributes and no references is read whole from the source
+    /// ([`Reader::simple_child`]); [`Reader::text`] and [`Reader::skip`] then return at once.
     ///
     /// # Errors
     ///
     /// Malformed XML, a DTD, or the nesting limit.
     pub fn next_child(&mut self, parent: &Start<'_>) -> Result<Option<Start<'a>>, DecodeError> {
-        if parent.empty {
+        if parent.empty || parent.text.is_some() {
             return Ok(None);
+        }
+        if let Some((name, run)) = self.simple_child(false) {
+            let text = match run {
+                Run::One(t) => {
+                    let at = t.as_ptr().addr() - self.src.as_ptr().addr();
+                    (at, at + t.len())
+                }
+                Run::Empty | Run::Scratch => (0, 0),
+            };
+            let tag = BytesStart::from_content(name, name.len());
+            return Ok(Some(Start { tag, empty: false, text: Some(text) }));
         }
         loop {
             match self.next_event()? {
-                Event::Start(tag) => return Ok(Some(Start { tag, empty: false })),
-                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true })),
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false, text: None })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true, text: None })),
                 Event::End(_) => return Ok(None),
                 Event::Eof => {
                     return Err(
@@ -294,36 +484,18 @@ impl<'a> Reader<'a> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
         }
-        let mut acc: Option<Cow<'a, str>> = None;
-        loop {
-            match self.next_event()? {
-                Event::Text(t) => {
-                    let piece = t
-                        .xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
-                    append(&mut acc, piece);
-                }
-                Event::CData(c) => {
-                    let piece = c
-                        .xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?;
-                    append(&mut acc, piece);
-                }
-                Event::GeneralRef(r) => {
-                    if let Some(c) = self.check_ref(&r)? {
-                        acc.get_or_insert_with(|| Cow::Owned(String::new())).to_mut().push(c);
-                    }
-                }
-                Event::Start(_) => self.skip_to_depth(self.depth - 1)?,
-                Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
-                Event::Eof => {
-                    return Err(
-                        self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
-                    );
-                }
-                _ => {}
-            }
+        if let Some((from, to)) = start.text {
+            return Ok(Cow::Borrowed(&self.src[from..to]));
         }
+        let mut run = Run::Empty;
+        while let Some(child) = self.next_node(&mut run)? {
+            self.skip(&child)?;
+        }
+        Ok(match run {
+            Run::Empty => Cow::Borrowed(""),
+            Run::One(s) => Cow::Borrowed(s),
+            Run::Scratch => Cow::Owned(self.scratch.clone()),
+        })
     }
 
     /// Reads the text content of the element `start` opened and parses it as `T`.
@@ -342,7 +514,7 @@ impl<'a> Reader<'a> {
     ///
     /// Malformed XML or the nesting limit.
     pub fn skip(&mut self, start: &Start<'_>) -> Result<(), DecodeError> {
-        if start.empty {
+        if start.empty || start.text.is_some() {
             return Ok(());
         }
         self.skip_to_depth(self.depth - 1)
@@ -365,49 +537,165 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Reads the next raw node of mixed content (for [`AnyElement`]).
-    fn next_node(&mut self) -> Result<Node<'a>, DecodeError> {
+    /// Reads mixed content (for [`AnyElement`]): appends text, CDATA and references to `run`
+    /// and returns the next child element, or `None` at the end tag.
+    fn next_node(&mut self, run: &mut Run<'a>) -> Result<Option<Start<'a>>, DecodeError> {
         loop {
-            return Ok(match self.next_event()? {
-                Event::Start(tag) => Node::Child(Start { tag, empty: false }),
-                Event::Empty(tag) => Node::Child(Start { tag, empty: true }),
-                Event::Text(t) => Node::Text(
-                    t.xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                ),
-                Event::CData(c) => Node::Text(
-                    c.xml10_content()
-                        .map_err(|e| self.error(DecodeErrorKind::Syntax(e.to_string())))?,
-                ),
-                Event::GeneralRef(r) => match self.check_ref(&r)? {
-                    Some(c) => Node::Char(c),
-                    None => continue,
-                },
-                Event::End(_) => Node::End,
+            match self.next_event()? {
+                Event::Start(tag) => return Ok(Some(Start { tag, empty: false, text: None })),
+                Event::Empty(tag) => return Ok(Some(Start { tag, empty: true, text: None })),
+                Event::Text(t) => {
+                    let piece = self.content(&t, || t.xml10_content())?;
+                    self.push_piece(run, piece);
+                }
+                Event::CData(c) => {
+                    let piece = self.content(&c, || c.xml10_content())?;
+                    self.push_piece(run, piece);
+                }
+                Event::GeneralRef(r) => {
+                    if let Some(c) = self.check_ref(&r)? {
+                        self.push_char(run, c);
+                    }
+                }
+                Event::End(_) => return Ok(None),
                 Event::Eof => {
                     return Err(
                         self.error(DecodeErrorKind::Syntax("unexpected end of document".into()))
                     );
                 }
-                _ => continue,
-            });
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the next child element straight from the source when it has the shape of a WMI
+    /// property: `<Name>text</Name>` or `<Name/>`, optionally after whitespace, with no
+    /// attributes, no markup in the text, no carriage returns and only the five predefined
+    /// entities. Returns its name and text, or `None` having read nothing (quick-xml then reads
+    /// it the general way and reports any error).
+    ///
+    /// The element is consumed whole, so quick-xml's state (open elements, position) stays
+    /// that of a reader between two sibling elements. Call only with an empty text run. With
+    /// `entities` false, text with references is left to quick-xml too (the run is then never
+    /// [`Run::Scratch`]).
+    fn simple_child(&mut self, entities: bool) -> Option<(&'a str, Run<'a>)> {
+        if !self.at_content || self.depth >= self.max_depth {
+            return None;
+        }
+        let rest: &'a [u8] = self.inner.get_ref();
+        let open = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))?;
+        if rest[open] != b'<' {
+            return None;
+        }
+        let name_start = open + 1;
+        let name_len = rest[name_start..].iter().position(|&b| !NAME_BYTES[usize::from(b)])?;
+        if name_len == 0 {
+            return None;
+        }
+        let name_end = name_start + name_len;
+        let name = &rest[name_start..name_end];
+        let (run, end) = match rest[name_end] {
+            b'>' => {
+                let text_start = name_end + 1;
+                // Entities are resolved into the scratch buffer from `last` on.
+                let mut last = text_start;
+                let mut decoded = false;
+                let mut i = text_start;
+                loop {
+                    i = find_special(rest, i, &CONTENT_STOP)?;
+                    if rest[i] == b'<' {
+                        break;
+                    }
+                    if rest[i] == b'\r' {
+                        return None;
+                    }
+                    if !entities {
+                        return None;
+                    }
+                    let (c, len) = predefined_entity(&rest[i + 1..])?;
+                    if !decoded {
+                        self.scratch.clear();
+                        decoded = true;
+                    }
+                    self.scratch.push_str(self.source_str(&rest[last..i])?);
+                    self.scratch.push(c);
+                    i += 1 + len;
+                    last = i;
+                }
+                let close = &rest[i + 1..];
+                if close.first() != Some(&b'/')
+                    || close.get(1..=name_len) != Some(name)
+                    || close.get(name_len + 1) != Some(&b'>')
+                {
+                    return None;
+                }
+                let tail = self.source_str(&rest[last..i])?;
+                let run = if decoded {
+                    self.scratch.push_str(tail);
+                    Run::Scratch
+                } else if tail.is_empty() {
+                    Run::Empty
+                } else {
+                    Run::One(tail)
+                };
+                (run, i + name_len + 3)
+            }
+            b'/' if rest.get(name_end + 1) == Some(&b'>') => (Run::Empty, name_end + 2),
+            _ => return None,
+        };
+        let name = self.source_str(name)?;
+        std::io::BufRead::consume(&mut self.inner.stream(), end);
+        self.at_content = true;
+        Some((name, run))
+    }
+
+    /// The name of `start` as a string (borrowed from the document).
+    fn name_of(&self, start: &Start<'_>) -> Cow<'a, str> {
+        match self.source_str(start.name()) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(start.name_str().into_owned()),
         }
     }
 }
 
-enum Node<'a> {
-    Child(Start<'a>),
-    Text(Cow<'a, str>),
-    Char(char),
-    End,
+/// A run of text pieces: empty, one piece borrowed from the document, or joined in the
+/// reader's scratch buffer (no allocation per run once the buffer has grown).
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    Empty,
+    One(&'a str),
+    Scratch,
 }
 
-/// Appends a text piece, borrowing while there is only one.
-fn append<'a>(acc: &mut Option<Cow<'a, str>>, piece: Cow<'a, str>) {
-    match acc {
-        None => *acc = Some(piece),
-        Some(prev) => prev.to_mut().push_str(&piece),
+/// Bytes of an element name that [`Reader::simple_child`] accepts: ASCII letters, digits,
+/// `_ - . :` and any byte of a multi-byte character.
+static NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b':') || c >= 0x80;
+        b += 1;
     }
+    t
+};
+
+/// Bytes that end a stretch of plain text for [`Reader::simple_child`]: markup, a reference,
+/// and a carriage return (line ends are left to quick-xml).
+static CONTENT_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
+/// The character and length of a predefined entity reference after its `&` (`amp;` …).
+fn predefined_entity(after_amp: &[u8]) -> Option<(char, usize)> {
+    [("lt;", '<'), ("gt;", '>'), ("amp;", '&'), ("quot;", '"'), ("apos;", '\'')]
+        .into_iter()
+        .find(|(name, _)| after_amp.starts_with(name.as_bytes()))
+        .map(|(name, c)| (c, name.len()))
 }
 
 fn is_xml_space(t: &[u8]) -> bool {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 pub use smol_str::SmolStr;
 
-use super::{Node, Reader, Start, Writer, XmlElement};
+use super::{Reader, Run, Start, Writer, XmlElement};
 use crate::error::{DecodeError, EncodeError};
 
 /// An element kept verbatim from `xs:any` content (e.g. a WMI class in a hardware inventory
@@ -122,10 +122,7 @@ impl XmlElement for AnyElement {
     }
 
     fn read_element(r: &mut Reader<'_>, start: &Start<'_>) -> Result<Self, DecodeError> {
-        let name = match std::str::from_utf8(start.name()) {
-            Ok(n) => SmolStr::new(n),
-            Err(_) => SmolStr::new(start.name_str()),
-        };
+        let name = SmolStr::new(r.name_of(start));
         let mut attributes = Vec::new();
         if start.has_attrs() {
             let mut attrs = start.attrs();
@@ -139,45 +136,41 @@ impl XmlElement for AnyElement {
         }
         let mut text = SmolStr::default();
         let mut children = Vec::new();
-        if !start.is_empty() {
-            // The text seen so far, and the run since the last child element (kept until we
+        if start.is_read() {
+            text = SmolStr::new(r.text(start)?);
+        } else if !start.is_empty() {
+            // The text joined so far, and the run since the last child element (kept until we
             // know whether it is formatting between elements).
             let mut joined = String::new();
-            let mut run: Option<std::borrow::Cow<'_, str>> = None;
+            let mut run = Run::Empty;
             loop {
-                match r.next_node()? {
-                    Node::Child(child) => {
-                        if let Some(t) = run.take()
-                            && !is_space(&t)
-                        {
-                            joined.push_str(&t);
-                        }
-                        let position = children.len() + 1;
-                        let e = AnyElement::read_element(r, &child)
-                            .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
-                        if children.is_empty() {
-                            // A WMI class element holds a handful of properties.
-                            children.reserve_exact(8);
-                        }
-                        children.push(e);
-                    }
-                    Node::Text(t) => match &mut run {
-                        None => run = Some(t),
-                        Some(prev) => prev.to_mut().push_str(&t),
-                    },
-                    Node::Char(c) => run.get_or_insert_with(Default::default).to_mut().push(c),
-                    Node::End => break,
-                }
-            }
-            if children.is_empty() {
-                if let Some(t) = run {
-                    text = SmolStr::new(t);
-                }
-            } else {
-                if let Some(t) = run
-                    && !is_space(&t)
+                if matches!(run, Run::Empty)
+                    && let Some((name, text)) = r.simple_child(true)
                 {
-                    joined.push_str(&t);
+                    let text = SmolStr::new(r.run_str(&text));
+                    push_child(
+                        &mut children,
+                        AnyElement { name: SmolStr::new(name), text, ..Self::default() },
+                    );
+                    continue;
+                }
+                let Some(child) = r.next_node(&mut run)? else { break };
+                let pending = r.run_str(&run);
+                if !is_space(pending) {
+                    joined.push_str(pending);
+                }
+                run = Run::Empty;
+                let position = children.len() + 1;
+                let e = AnyElement::read_element(r, &child)
+                    .map_err(|e| e.at_dynamic(&child.name_str(), Some(position)))?;
+                push_child(&mut children, e);
+            }
+            let last = r.run_str(&run);
+            if children.is_empty() {
+                text = SmolStr::new(last);
+            } else {
+                if !is_space(last) {
+                    joined.push_str(last);
                 }
                 text = SmolStr::from(joined);
             }
@@ -198,6 +191,14 @@ impl crate::value::XmlValue for SmolStr {
     fn as_xml_str(&self) -> Option<&str> {
         Some(self)
     }
+}
+
+fn push_child(children: &mut Vec<AnyElement>, child: AnyElement) {
+    if children.is_empty() {
+        // A WMI class element holds a handful of properties.
+        children.reserve_exact(8);
+    }
+    children.push(child);
 }
 
 fn is_space(t: &str) -> bool {

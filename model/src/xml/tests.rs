@@ -1,6 +1,6 @@
 //! Reader limits and writer escaping.
 
-use super::{Reader, Writer};
+use super::{AnyElement, Reader, Writer, XmlElement};
 use crate::error::{DecodeErrorKind, EncodeError};
 
 fn first_child_text(doc: &str) -> Result<String, crate::DecodeError> {
@@ -58,6 +58,256 @@ fn refuses_trailing_elements_but_not_trailing_space() {
 fn reports_mismatched_end_tags() {
     let e = first_child_text("<A><B>x</C></A>").unwrap_err();
     assert!(matches!(e.kind(), DecodeErrorKind::Syntax(_)), "{e}");
+}
+
+fn read_any(doc: &str) -> Result<AnyElement, crate::DecodeError> {
+    let mut r = Reader::new(doc)?;
+    let root = r.root()?;
+    let e = AnyElement::read_element(&mut r, &root)?;
+    r.finish()?;
+    Ok(e)
+}
+
+#[test]
+fn any_element_reads_property_shapes() {
+    let doc = "<Win32_X>\r\n <Name>a &amp; b&#x41;&lt;</Name><Cap><![CDATA[<c>]]>d</Cap>\
+               <Line>x\r\ny\rz</Line><Empty/><Blank></Blank><Attr k=\"v&amp;\">t</Attr>\
+               <NAME>é€</NAME><Nest>1<In>2</In> 3</Nest><!-- c --><Only>&amp;</Only></Win32_X>";
+    let e = read_any(doc).unwrap();
+    let mut attr = AnyElement::new("Attr").with_attribute("k", "v&");
+    attr.text = "t".into();
+    let mut nest = AnyElement::new("Nest").with_property("In", "2");
+    nest.text = "1 3".into();
+    let mut expected = AnyElement::new("Win32_X")
+        .with_property("Name", "a & bA<")
+        .with_property("Cap", "<c>d")
+        .with_property("Line", "x\ny\nz")
+        .with_property("Empty", "")
+        .with_property("Blank", "");
+    expected.children.push(attr);
+    expected = expected.with_property("NAME", "é€");
+    expected.children.push(nest);
+    expected = expected.with_property("Only", "&");
+    assert_eq!(e, expected);
+    assert_eq!(e.property("Line"), Some("x\ny\nz"));
+}
+
+#[test]
+fn any_element_keeps_long_text_and_errors_with_paths() {
+    let long = "x&amp;".repeat(40);
+    let e = read_any(&format!("<A><P>{long}</P><Q>{long}<![CDATA[]]></Q></A>")).unwrap();
+    assert_eq!(e.property("P"), Some("x&".repeat(40).as_str()));
+    assert_eq!(e.property("Q"), e.property("P"));
+    let err = read_any("<A><P>ok</P><P>&bad;</P></A>").unwrap_err();
+    assert_eq!(err.kind(), &DecodeErrorKind::UnknownEntity("bad".into()));
+    assert!(err.to_string().contains("P[2]"), "{err}");
+    let err = read_any("<A><P>x</Q></A>").unwrap_err();
+    assert!(matches!(err.kind(), DecodeErrorKind::Syntax(_)), "{err}");
+}
+
+#[test]
+fn any_element_fast_path_agrees_on_edge_cases() {
+    let e = read_any("<C>\n  <A>1</A>\n  <B></B>\t<D/> <E>&#65;&amp;</E>\n</C>").unwrap();
+    let expected = AnyElement::new("C")
+        .with_property("A", "1")
+        .with_property("B", "")
+        .with_property("D", "")
+        .with_property("E", "A&");
+    assert_eq!(e, expected);
+    for bad in ["<C><A>x</a></C>", "<C><A>x&amp</A></C>", "<C><A>x</A"] {
+        assert!(read_any(bad).is_err(), "{bad}");
+    }
+    assert_eq!(read_any("<C><A>x</A ></C>").unwrap().property("A"), Some("x"));
+    let mut r = Reader::with_limits("<C><A>x</A></C>", 1, 1 << 20).unwrap();
+    let root = r.root().unwrap();
+    let e = AnyElement::read_element(&mut r, &root).unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::TooDeep { limit: 1 });
+}
+
+proptest::proptest! {
+    /// Reading WMI-property-shaped children straight from the source gives what quick-xml's
+    /// events give: a comment before each child makes the reader take the general path.
+    #[test]
+    fn any_element_fast_path_matches_events(
+        children in proptest::collection::vec(
+            ("[A-Za-z_][A-Za-z0-9_.:é-]{0,6}", "([a-z <>\"'\r\n]|&amp;|&lt;|&#65;|&bad;|&|]]>){0,8}",
+             0..5u8),
+            0..6,
+        ),
+        space in "[ \n\t]{0,2}",
+    ) {
+        let children: Vec<String> =
+            children.iter().map(|(name, text, shape)| child_element(name, text, *shape)).collect();
+        let (fast, slow) = with_and_without_comments("Class", &space, &children);
+        let kind = |e: crate::DecodeError| e.kind().clone();
+        same_outcome(read_any(&fast).map_err(kind), read_any(&slow).map_err(kind))?;
+    }
+}
+
+/// A child element of one of five shapes: `<N>text</N>`, `<N/>`, an element inside, an end tag
+/// in other case, an attribute.
+fn child_element(name: &str, text: &str, shape: u8) -> String {
+    match shape {
+        0 => format!("<{name}>{text}</{name}>"),
+        1 => format!("<{name}/>"),
+        2 => format!("<{name}><In>{text}</In></{name}>"),
+        3 => format!("<{name}>{text}</{}>", name.to_uppercase()),
+        _ => format!("<{name} a='1'>{text}</{name}>"),
+    }
+}
+
+/// A document `<root>` holding `children`, each after `space`, and the same document with a
+/// comment in front of each child, which turns the readers' fast paths off.
+fn with_and_without_comments(root: &str, space: &str, children: &[String]) -> (String, String) {
+    let mut fast = format!("<{root}>");
+    let mut slow = fast.clone();
+    for child in children {
+        fast.push_str(space);
+        fast.push_str(child);
+        slow.push_str(space);
+        slow.push_str("<!---->");
+        slow.push_str(child);
+    }
+    fast.push_str(&format!("</{root}>"));
+    slow.push_str(&format!("</{root}>"));
+    (fast, slow)
+}
+
+/// Equal results, or errors of the same kind (positions in syntax errors differ: the document
+/// with comments is longer).
+fn same_outcome<T: PartialEq + std::fmt::Debug>(
+    fast: Result<T, DecodeErrorKind>,
+    slow: Result<T, DecodeErrorKind>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    match (fast, slow) {
+        (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+        (Err(a), Err(b)) => {
+            proptest::prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b));
+        }
+        (a, b) => proptest::prop_assert!(false, "{a:?} but {b:?}"),
+    }
+    Ok(())
+}
+
+/// Each child of the root of `doc` as (name, text), reading every third child's children
+/// first (there are none when the child was read whole) and skipping every fourth.
+fn child_texts(doc: &str) -> Result<Vec<(String, String)>, DecodeErrorKind> {
+    let kind = |e: crate::DecodeError| e.kind().clone();
+    let mut r = Reader::with_limits(doc, 3, 1 << 20).map_err(kind)?;
+    let root = r.root().map_err(kind)?;
+    let mut out = Vec::new();
+    while let Some(child) = r.next_child(&root).map_err(kind)? {
+        let name = child.name_str().into_owned();
+        let text = match out.len() % 4 {
+            2 => {
+                let mut inner = Vec::new();
+                while let Some(g) = r.next_child(&child).map_err(kind)? {
+                    inner.push(r.text(&g).map_err(kind)?.into_owned());
+                }
+                inner.join("|")
+            }
+            3 => {
+                r.skip(&child).map_err(kind)?;
+                String::from("skipped")
+            }
+            _ => r.text(&child).map_err(kind)?.into_owned(),
+        };
+        out.push((name, text));
+    }
+    r.finish().map_err(kind)?;
+    Ok(out)
+}
+
+#[test]
+fn next_child_reads_simple_elements_whole() {
+    let doc = "<R>\n <A>x</A><B/><C><D>1</D></C><E>y</E><F>a&amp;b</F><G k='v'>z</G><H></H>\
+               <I><![CDATA[c]]></I><J>q</J></R>";
+    let got = child_texts(doc).unwrap();
+    let want = [
+        ("A", "x"),
+        ("B", ""),
+        ("C", "1"),
+        ("E", "skipped"),
+        ("F", "a&b"),
+        ("G", "z"),
+        ("H", ""),
+        ("I", "skipped"),
+        ("J", "q"),
+    ];
+    let want: Vec<(String, String)> =
+        want.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+    assert_eq!(got, want);
+    let e = child_texts("<R><A><B><C>deep</C></B></A></R>").unwrap_err();
+    assert_eq!(e, DecodeErrorKind::TooDeep { limit: 3 });
+}
+
+proptest::proptest! {
+    /// Typed decoders see the same children, texts and errors whether `next_child` reads a
+    /// simple element whole or quick-xml reads it (a comment in front turns the former off).
+    #[test]
+    fn next_child_fast_path_matches_events(
+        children in proptest::collection::vec(
+            ("[A-Za-z_][A-Za-z0-9_é-]{0,4}", "([a-z <>\"\r\n]|&amp;|&#65;|&bad;|&){0,6}", 0..5u8),
+            0..7,
+        ),
+    ) {
+        let children: Vec<String> =
+            children.iter().map(|(name, text, shape)| child_element(name, text, *shape)).collect();
+        let (fast, slow) = with_and_without_comments("R", "", &children);
+        same_outcome(child_texts(&fast), child_texts(&slow))?;
+    }
+}
+
+/// All attributes of the root of `doc`, read the plain way or (with `plain` false) by
+/// quick-xml's iterator: names and values, or the first error's kind.
+fn root_attributes(doc: &str, plain: bool) -> Result<Vec<(String, String)>, DecodeErrorKind> {
+    let mut r = Reader::new(doc).map_err(|e| e.kind().clone())?;
+    let root = r.root().map_err(|e| e.kind().clone())?;
+    let mut attrs = root.attrs();
+    if !plain {
+        attrs.plain = None;
+    }
+    let mut out = Vec::new();
+    while let Some((k, v)) = attrs.next_attr(&r).map_err(|e| e.kind().clone())? {
+        out.push((String::from_utf8_lossy(k).into_owned(), v.into_owned()));
+    }
+    Ok(out)
+}
+
+#[test]
+fn plain_attributes_read_as_quick_xml_reads_them() {
+    for doc in [
+        "<A a=\"1\" b='2' c = \"x&amp;y\"\n\td=\"\"/>",
+        "<A a=\"1\" a=\"2\"/>",
+        "<A a=\"&bad;\"/>",
+        "<A a=\"1\"b=\"2\"/>",
+        "<A a=1/>",
+        "<A a/>",
+        "<A  />",
+        "<A é=\"ü\" x:y=\"&#65;\"></A>",
+    ] {
+        let plain = root_attributes(doc, true);
+        assert_eq!(plain, root_attributes(doc, false), "{doc}");
+    }
+    assert!(root_attributes("<A a=\"1\" a=\"2\"/>", true).is_err());
+    assert_eq!(
+        root_attributes("<A a=\"1\" b='2'/>", true).unwrap(),
+        [("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]
+    );
+}
+
+proptest::proptest! {
+    /// The plain attribute splitter agrees with quick-xml's attribute iterator.
+    #[test]
+    fn plain_attributes_match_quick_xml(
+        parts in proptest::collection::vec(
+            "( |\t|\n|a|b|é|:|=|\"|'|x|&amp;|&|<|>)", 0..24),
+    ) {
+        let doc = format!("<A {}/>", parts.concat());
+        let fast = root_attributes(&doc, true);
+        let slow = root_attributes(&doc, false);
+        proptest::prop_assert_eq!(fast, slow, "{}", doc);
+    }
 }
 
 #[test]
