@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use chrono::Utc;
-use cmmp_emulator::site::ApprovalPolicy;
+use cmmp_emulator::site::{ApprovalPolicy, PolicyScope, PolicySpec};
 use cmmp_emulator::{Emulator, Site, SiteConfig, Summary};
 use cmmp_model::MessageExt;
 use cmmp_model::kinds::{
@@ -57,6 +57,9 @@ const POLICY: &str = include_str!("../../model/tests/documents/policy/request-ma
 const CONTENT: &str = include_str!("../../model/tests/documents/location/content-request.xml");
 const WSUS: &str = include_str!("../../model/tests/documents/location/wsus-request-lowercase.xml");
 
+/// The demo's secret policy: a network access account (made-up credentials).
+const NAA_BODY: &str = r#"<Policy PolicyID="{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A0A}" PolicyVersion="1.00" PolicyType="Machine" PolicySource="SMS:P01" SchemaVersion="1.00"><PolicyRule PolicyRuleID="{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0B0A}"><PolicyAction PolicyActionType="WMI-XML"><instance class="CCM_NetworkAccessAccount"><property name="NetworkAccessUsername" type="8"><value>CORP\svc-cmmp-demo</value></property><property name="NetworkAccessPassword" type="8"><value>demo-only-not-a-secret</value></property></instance></PolicyAction></PolicyRule></Policy>"#;
+
 /// What the demo sent, to check the database against.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Sent {
@@ -69,6 +72,7 @@ struct Sent {
     filecoll: i64,
     files: i64,
     policies: i64,
+    decrypted: i64,
     locations: i64,
 }
 
@@ -80,7 +84,20 @@ pub(crate) async fn run(options: DemoOptions) -> Result<i32, Error> {
     if let Some(parent) = db.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.display().to_string(), e))?;
     }
-    let config = SiteConfig { approval: ApprovalPolicy::Trusted, ..SiteConfig::default() };
+    let mut config = SiteConfig { approval: ApprovalPolicy::Trusted, ..SiteConfig::default() };
+    // Besides the stock client-settings and software-updates policies, a secret one (the
+    // network access account, flag 4): its body is CMS-encrypted to each client's
+    // encryption certificate, here the proxy's, and the proxy decrypts it.
+    config.policies.push(PolicySpec {
+        assignment_id: "{7B1E6C20-3A54-4F0D-9E21-5C8A0D4B1F0A}".to_owned(),
+        policy_id: "{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A0A}".to_owned(),
+        version: "1.00".to_owned(),
+        category: "NAAConfig".to_owned(),
+        scope: PolicyScope::Machine,
+        flags: 4,
+        ready_after_secs: 0,
+        body: NAA_BODY.to_owned(),
+    });
     let now = Utc::now();
     let site = Site::open(config, &db, now)?;
     let mp = generate_mixed_mode("MP01", SystemTime::now())?;
@@ -267,8 +284,10 @@ async fn send_client(
     let assignments = client.invoke(&PolicyAssignments(request), vec![], s).await?;
     for a in &assignments.reply.policy_assignment {
         let auth = PolicyAuth { identity: proxy, client_id: id, scheme: TokenScheme::ClientToken };
-        client.download_policy(&a.policy.policy_location.value, Some(auth)).await?;
+        let body = client.download_policy(&a.policy.policy_location.value, Some(auth)).await?;
+        body.policy(client.limits())?;
         sent.policies += 1;
+        sent.decrypted += i64::from(body.encryption.is_some());
     }
 
     let content = cmmp_model::location::ContentLocationRequest::from_xml(CONTENT)?;
@@ -308,6 +327,7 @@ fn report(summary: &Summary, sent: &Sent) -> bool {
         ("file collections stored", sent.filecoll, stored("FileCollection")),
         ("files collected", sent.files, summary.collected_files),
         ("policy requests answered", sent.ddr, answered("PolicyAssignments")),
+        ("policy bodies served", sent.policies, answered("PolicyBody")),
         (
             "location requests answered",
             sent.locations,
@@ -323,7 +343,16 @@ fn report(summary: &Summary, sent: &Sent) -> bool {
         println!("{what:<30} {expected:>10} {found:>10}  {}", if good { "ok" } else { "MISMATCH" });
     }
     println!("{:<30} {:>10} {:>10}", "inventory instances stored", "", summary.inventory_instances);
-    println!("{:<30} {:>10} {:>10}", "policy bodies downloaded", sent.policies, "");
+    // One secret policy per client, decrypted with the key it was encrypted to.
+    let decrypted_ok = sent.decrypted == sent.ddr;
+    ok &= decrypted_ok;
+    println!(
+        "{:<30} {:>10} {:>10}  {}",
+        "secret policies decrypted",
+        sent.ddr,
+        sent.decrypted,
+        if decrypted_ok { "ok" } else { "MISMATCH" }
+    );
     println!();
     println!(
         "{}",
