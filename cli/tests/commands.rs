@@ -475,3 +475,35 @@ fn wire_encode_matches_the_transport_goldens() {
     let t = fails(2, &format!("wire decode {tampered}"));
     assert!(t.contains("CCM_POST /ccm_system/request request:"), "{t}");
 }
+
+/// `wire decode` of captured replies: a Sync reply's header and body, a `NoReply`, and a
+/// truncated one named as such.
+#[test]
+fn wire_decode_reads_captured_replies() {
+    use cmmp_transport::reply::{encode_no_reply, encode_sync_reply};
+    let dir = Temp::new("replies");
+    let capture = |name: &str, body: &[u8], truncate: usize| {
+        let mut bytes = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+            cmmp_transport::multipart::content_type(),
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        bytes.truncate(bytes.len() - truncate);
+        let path = dir.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let reply = std::fs::read_to_string(doc("location/siteinfo-reply.xml")).unwrap();
+    let header = cmmp_model::msg::Msg::new("SccmMessaging".to_owned());
+    let sync = encode_sync_reply(header, &reply, true, None).unwrap();
+
+    let t = ok(&format!("wire decode {}", capture("sync.bin", &sync, 0)));
+    assert!(t.starts_with("HTTP 200") && t.contains("== header (Msg)"), "{t}");
+    assert!(t.contains("<SiteInfoReply SchemaVersion=\"1.00\"><Site><SiteCode>P01"), "{t}");
+    let t = ok(&format!("wire decode {}", capture("noreply.bin", &encode_no_reply(), 0)));
+    assert!(t.contains("NoReply: the MP accepted an asynchronous (Post) message"), "{t}");
+    let t = fails(2, &format!("wire decode {}", capture("cut.bin", &sync, 10)));
+    assert!(t.contains("Content-Length says") && t.contains("truncated"), "{t}");
+}
