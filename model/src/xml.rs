@@ -419,7 +419,7 @@ impl<'a> Reader<'a> {
     ///
     /// Text between child elements is ignored (pretty-printed documents are accepted). A child
     /// `<Name>text</Name>` with no attributes and no references is read whole from the source
-    /// ([`Reader::simple_child`]); [`Reader::text`] and [`Reader::skip`] then return at once.
+    /// (`Reader::simple_child`); [`Reader::text`] and [`Reader::skip`] then return at once.
     ///
     /// # Errors
     ///

@@ -74,7 +74,7 @@ pub struct Settings {
     /// The zlib level of compressed payloads: 6 (zlib's default, header `78 9C` as in real
     /// captures) by default; 1 deflates about three times faster into a somewhat larger
     /// stream with the header `78 01`. Whether an MP accepts levels other than 6 is
-    /// **[UNCONFIRMED]** ([`crate::zlib::compress_at`]).
+    /// **\[UNCONFIRMED\]** ([`crate::zlib::compress_at`]).
     pub compression_level: u8,
 }
 

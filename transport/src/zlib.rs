@@ -37,7 +37,7 @@ pub const DEFAULT_LEVEL: u8 = 6;
 /// Compresses `data` into one zlib stream at `level` (1 fastest … 9 smallest; a level above 9
 /// is taken as 9, 0 as 1). The header's `FLEVEL` bits follow the level as zlib writes them:
 /// `78 01` for 1, `78 5E` for 2–5, `78 9C` for 6, `78 DA` for 7–9. Any RFC 1950 inflater
-/// reads them all; whether every MP does is **[UNCONFIRMED]** (captures show `78 9C`), so
+/// reads them all; whether every MP does is **\[UNCONFIRMED\]** (captures show `78 9C`), so
 /// [`crate::wire::Settings::compression_level`] defaults to 6.
 ///
 /// ```
