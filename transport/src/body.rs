@@ -107,6 +107,15 @@ pub fn encode_header(xml: &str, out: &mut Vec<u8>) {
 /// [`BodyError::OddLength`], [`BodyError::MissingBom`] (with [`BomPolicy::Required`]),
 /// [`BodyError::ExtraNul`], [`BodyError::EmbeddedNul`] or [`BodyError::UnpairedSurrogate`].
 pub fn decode_header(bytes: &[u8], policy: BomPolicy) -> Result<String, BodyError> {
+    match decode_well_formed_header(bytes, policy) {
+        Some(text) => Ok(text),
+        // Something is wrong: the strict path finds what, and where.
+        None => decode_header_strict(bytes, policy),
+    }
+}
+
+/// [`decode_header`] code unit by code unit, naming what is wrong and where.
+fn decode_header_strict(bytes: &[u8], policy: BomPolicy) -> Result<String, BodyError> {
     let mut units = utf16le_units(bytes)?;
     let bom_len = if units.first() == Some(&BOM_UNIT) {
         units.remove(0);
@@ -240,6 +249,29 @@ fn decode_well_formed_body(bytes: &[u8]) -> Option<String> {
         .decode_without_bom_handling_and_without_replacement(bytes)?
         .into_owned();
     (text.pop() == Some('\0') && !text.contains('\0')).then_some(text)
+}
+
+/// The text of a header part that passes every check of [`decode_header`], straight from
+/// the bytes without a code-unit copy; `None` for any other input.
+///
+/// Even length, the BOM as `policy` wants it (stripped), valid UTF-16, and no NUL but at most
+/// one at the very end (dropped): exactly what the strict path accepts, with the same text.
+fn decode_well_formed_header(bytes: &[u8], policy: BomPolicy) -> Option<String> {
+    if !bytes.len().is_multiple_of(2) {
+        return None;
+    }
+    let rest = match bytes.strip_prefix(&BOM) {
+        Some(rest) => rest,
+        None if policy == BomPolicy::Required => return None,
+        None => bytes,
+    };
+    let mut text = encoding_rs::UTF_16LE
+        .decode_without_bom_handling_and_without_replacement(rest)?
+        .into_owned();
+    if text.ends_with('\0') {
+        text.pop();
+    }
+    (!text.contains('\0')).then_some(text)
 }
 
 /// Splits `bytes` into little-endian code units.

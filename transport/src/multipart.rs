@@ -331,7 +331,7 @@ fn find_delimiter(body: &[u8], from: usize, dash_boundary: &[u8]) -> Option<Deli
                 return Some(Delimiter { start: line, kind });
             }
         }
-        line += rest.iter().position(|&byte| byte == b'\n')? + 1;
+        line += memchr::memchr(b'\n', rest)? + 1;
     }
 }
 

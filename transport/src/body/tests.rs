@@ -231,6 +231,21 @@ proptest! {
     }
 
     #[test]
+    fn the_header_fast_path_agrees_with_the_strict_path(
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        required in any::<bool>(),
+    ) {
+        let policy = if required { BomPolicy::Required } else { BomPolicy::Optional };
+        if let Some(text) = super::decode_well_formed_header(&bytes, policy) {
+            prop_assert_eq!(super::decode_header_strict(&bytes, policy), Ok(text));
+        }
+        // And what the strict path accepts, the fast path accepts too (no detour).
+        if let Ok(text) = super::decode_header_strict(&bytes, policy) {
+            prop_assert_eq!(super::decode_well_formed_header(&bytes, policy), Some(text));
+        }
+    }
+
+    #[test]
     fn body_decode_agrees_with_std(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         // Whenever the strict decoder accepts, std's decoder sees the same text plus one NUL.
         if let Ok(text) = decode_body(&bytes) {
