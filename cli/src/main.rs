@@ -44,6 +44,8 @@ use crate::target::MpArgs;
 ///   cmmp register --mp http://127.0.0.1:8080 --site P01 --identity proxy --agent-type proxy
 ///   cmmp register --mp http://127.0.0.1:8080 --site P01 --proxy proxy --name MAC-001
 ///   cmmp send ddr --mp http://127.0.0.1:8080 --identity proxy --client-id GUID:… --from ddr.xml
+///   cmmp emulator approve GUID:…       (policy only for approved clients)
+///   cmmp policy --mp http://127.0.0.1:8080 --identity proxy --client-id GUID:… --download
 #[derive(Debug, Parser)]
 #[command(name = "cmmp", version, about, long_about, verbatim_doc_comment)]
 struct Cli {
