@@ -8,14 +8,12 @@ use cmmp_model::msg::{HookName, HookPropertyName, Msg};
 use cmmp_model::value::{BracedGuid, HexBytes, IsoTime, SmsId};
 use cmmp_transport::msg::{HostName, hook_property, hooks};
 use cmmp_transport::reply::{HttpReply, ReplyLimits, SyncContext, decode_sync_raw};
-use cmmp_transport::sign::{HashAlgorithm, verify_reversed};
+use cmmp_transport::sign::{HashAlgorithm, public_key_from_blob, verify_reversed};
 use cmmp_transport::wire::{
     DecodeLimits, Fresh, Settings, Signer, client_auth_signatures, decode_request,
     parse_http_request,
 };
-use openssl::bn::BigNum;
 use openssl::pkey::{PKey, Public};
-use openssl::rsa::Rsa;
 use serde_json::json;
 
 use crate::messages::{self, Build, Input, Kind};
@@ -155,23 +153,6 @@ fn encode(args: EncodeArgs) -> Result<Outcome, Error> {
     ))
 }
 
-/// The RSA public key of a CryptoAPI `PUBLICKEYBLOB` (§3.2): `06 02 00 00`, `00 A4 00 00`,
-/// `RSA1`, bit length and public exponent (u32 little-endian), then the modulus
-/// little-endian.
-pub(crate) fn key_from_blob(blob: &[u8]) -> Option<PKey<Public>> {
-    let head = blob.get(..20)?;
-    if head[0] != 0x06 || head[1] != 0x02 || &head[8..12] != b"RSA1" {
-        return None;
-    }
-    let bits = u32::from_le_bytes(head[12..16].try_into().ok()?) as usize;
-    let exponent = u32::from_le_bytes(head[16..20].try_into().ok()?);
-    let modulus_le = blob.get(20..20 + bits.div_ceil(8))?;
-    let modulus_be: Vec<u8> = modulus_le.iter().rev().copied().collect();
-    let n = BigNum::from_slice(&modulus_be).ok()?;
-    let e = BigNum::from_u32(exponent).ok()?;
-    PKey::from_rsa(Rsa::from_public_components(n, e).ok()?).ok()
-}
-
 fn certificate_key(path: &Path) -> Result<PKey<Public>, Error> {
     let bytes = target::read(path)?;
     let cert = openssl::x509::X509::from_pem(&bytes)
@@ -187,10 +168,9 @@ fn certificate_key(path: &Path) -> Result<PKey<Public>, Error> {
 /// The `clientauth` hook's hash: its `HashAlgorithm` OID, SHA-1 when absent (§3.2).
 fn client_auth_hash(header: &Msg) -> Result<HashAlgorithm, Error> {
     let hook = hooks(header, &HookName::Clientauth).next();
-    match hook.and_then(|h| hook_property(h, &HookPropertyName::HashAlgorithm)) {
-        Some(oid) => Ok(HashAlgorithm::from_oid(oid.trim())?),
-        None => Ok(HashAlgorithm::Sha1),
-    }
+    Ok(HashAlgorithm::from_property(
+        hook.and_then(|h| hook_property(h, &HookPropertyName::HashAlgorithm)),
+    )?)
 }
 
 fn decode(file: &Path, cert: Option<&Path>) -> Result<Outcome, Error> {
@@ -239,9 +219,9 @@ fn decode(file: &Path, cert: Option<&Path>) -> Result<Outcome, Error> {
                                       verify with --cert"
                                 .to_owned(),
                         })?;
-                    let key = key_from_blob(&blob.0).ok_or_else(|| Error::Input {
+                    let key = public_key_from_blob(&blob.0).map_err(|e| Error::Input {
                         path: file.display().to_string(),
-                        message: "the PublicKey property is not a PUBLICKEYBLOB".to_owned(),
+                        message: format!("the PublicKey property: {e}"),
                     })?;
                     (key, "the PublicKey it carries".to_owned())
                 }
@@ -329,22 +309,4 @@ fn decode_reply(file: &Path, bytes: &[u8]) -> Result<Outcome, Error> {
         ),
         json!({ "status": http.status, "header": header, "body": reply.body_xml, "signature": format!("{:?}", reply.signature) }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_public_key_blob_round_trips_to_the_same_key() {
-        let pem = std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../transport/tests/wire/test-key.pem"),
-        )
-        .unwrap();
-        let key = cmmp_transport::sign::SigningKey::from_pem(&pem).unwrap();
-        let public = key_from_blob(key.public_key_blob()).unwrap();
-        assert!(public.public_eq(&key.public_key().unwrap()));
-        assert!(key_from_blob(&key.public_key_blob()[..40]).is_none());
-        assert!(key_from_blob(b"not a blob at all, really").is_none());
-    }
 }

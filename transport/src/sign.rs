@@ -32,6 +32,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use cmmp_model::value::{HexBytes, IsoTime, SmsId, ValueError};
+use openssl::bn::BigNum;
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
@@ -215,6 +216,12 @@ pub enum SignError {
     /// The RSA public exponent does not fit the 32-bit field of a `PUBLICKEYBLOB` (§3.2).
     #[error("the RSA public exponent does not fit the 32-bit field of a PUBLICKEYBLOB")]
     Exponent,
+    /// Bytes that are not an RSA `PUBLICKEYBLOB` (§3.2).
+    #[error("not an RSA PUBLICKEYBLOB: {reason}")]
+    PublicKeyBlob {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The private-key PEM does not parse (or the passphrase is wrong).
     #[error("the PEM does not hold a private key, or the passphrase is wrong")]
     KeyPem {
@@ -763,6 +770,47 @@ fn public_key_blob(rsa: &Rsa<Private>, bits: u32) -> Result<Vec<u8>, SignError> 
     Ok(blob)
 }
 
+/// The RSA public key of a CryptoAPI `PUBLICKEYBLOB` (§3.2): what
+/// [`SigningKey::public_key_blob`] writes and the `PublicKey` property of a `clientauth` hook
+/// carries. `06 02 00 00`, an algorithm ID (any), `RSA1`, the bit length and the public
+/// exponent (u32 little-endian), then the modulus, little-endian.
+///
+/// # Errors
+///
+/// [`SignError::PublicKeyBlob`] for another header, a modulus shorter than the bit length
+/// says, bytes after it, or numbers OpenSSL refuses.
+///
+/// ```
+/// # fn main() -> Result<(), cmmp_transport::sign::SignError> {
+/// use cmmp_transport::sign::{SigningKey, public_key_from_blob};
+///
+/// let key = SigningKey::generate(1024)?;
+/// let public = public_key_from_blob(key.public_key_blob())?;
+/// assert!(public.public_eq(&*key.public_key()?));
+/// # Ok(())
+/// # }
+/// ```
+pub fn public_key_from_blob(blob: &[u8]) -> Result<PKey<Public>, SignError> {
+    let fail = |reason| SignError::PublicKeyBlob { reason };
+    let head = blob.get(..20).ok_or(fail("shorter than its 20-byte header"))?;
+    if head[..4] != BLOB_HEADER[..4] || &head[8..12] != b"RSA1" {
+        return Err(fail("the header is not PUBLICKEYBLOB version 2 with RSA1"));
+    }
+    let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+    let (bits, exponent) = (word(12), word(16));
+    let len = usize::try_from(bits.div_ceil(8)).map_err(|_| fail("an impossible bit length"))?;
+    let modulus = &blob[20..];
+    if bits == 0 || modulus.len() != len {
+        return Err(fail("the modulus is not as long as the bit length says"));
+    }
+    let big_endian: Vec<u8> = modulus.iter().rev().copied().collect();
+    let number =
+        |bytes: &[u8]| BigNum::from_slice(bytes).map_err(|_| fail("a number OpenSSL refuses"));
+    let rsa = Rsa::from_public_components(number(&big_endian)?, number(&exponent.to_be_bytes())?)
+        .map_err(|_| fail("a key OpenSSL refuses"))?;
+    PKey::from_rsa(rsa).map_err(|_| fail("a key OpenSSL refuses"))
+}
+
 /// Whether a PEM that failed to load is an encrypted private key.
 fn is_encrypted_pem(pem: &[u8]) -> bool {
     const MARKERS: [&[u8]; 2] = [b"BEGIN ENCRYPTED PRIVATE KEY", b"Proc-Type: 4,ENCRYPTED"];
@@ -798,7 +846,31 @@ const MAX_BITS: u32 = 16384;
 
 #[cfg(test)]
 mod tests {
-    use super::{HashAlgorithm, SignError, hex_upper, is_encrypted_pem, utf16le, utf16le_nul};
+    use super::{
+        HashAlgorithm, SignError, SigningKey, hex_upper, is_encrypted_pem, public_key_from_blob,
+        utf16le, utf16le_nul,
+    };
+
+    #[test]
+    fn a_public_key_blob_reads_back_to_the_same_key_and_nothing_else_does() {
+        let pem = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wire/test-key.pem"),
+        )
+        .unwrap();
+        let key = SigningKey::from_pem(&pem).unwrap();
+        let blob = key.public_key_blob();
+        assert!(public_key_from_blob(blob).unwrap().public_eq(&key.public_key().unwrap()));
+        let refused = |bytes: &[u8]| {
+            matches!(public_key_from_blob(bytes), Err(SignError::PublicKeyBlob { .. }))
+        };
+        assert!(refused(&blob[..19]), "short header");
+        assert!(refused(&blob[..blob.len() - 1]), "short modulus");
+        assert!(refused(&[blob, &[0][..]].concat()), "a byte after the modulus");
+        let mut other = blob.to_vec();
+        other[8..12].copy_from_slice(b"RSA2");
+        assert!(refused(&other), "a private-key blob magic");
+        assert!(refused(b"not a blob at all, really"));
+    }
 
     #[test]
     fn utf16_helpers_have_no_bom_and_one_nul() {
