@@ -326,6 +326,7 @@ impl<'a> Envelope<'a> {
                 payload_as_sent: &request.payload_as_sent,
                 payload_signature: hook_property(hook, &HookPropertyName::PayloadSignature),
                 hash_algorithm: hook_property(hook, &HookPropertyName::HashAlgorithm),
+                verified_by: None,
             });
         Self {
             message_id: request.header.id,
@@ -347,6 +348,10 @@ pub struct ClientAuthProof<'a> {
     pub payload_signature: Option<&'a str>,
     /// `HashAlgorithm` (absent: SHA-1).
     pub hash_algorithm: Option<&'a str>,
+    /// A key that already verified `PayloadSignature` over `payload_as_sent` with this hash
+    /// ([`Site::handle_verified`]); it saves the verification only when it is the registered
+    /// certificate's key.
+    pub verified_by: Option<&'a PKey<Public>>,
 }
 
 /// The reply to a location request (protocol §4.3).
@@ -582,8 +587,30 @@ impl Site {
         force_registration_pending: bool,
         now: DateTime<Utc>,
     ) -> Result<Handled, Error> {
+        self.handle_verified(request, vdir, force_registration_pending, None, now)
+    }
+
+    /// [`Site::handle`] for a request whose `clientauth` `PayloadSignature` was already
+    /// verified with `verified_by` (the listener does that on its decode threads): when that
+    /// is the registered certificate's key, the RSA verification is not repeated; otherwise
+    /// the signature is verified as usual. Answers are the same either way.
+    ///
+    /// # Errors
+    ///
+    /// As [`Site::handle`].
+    pub fn handle_verified(
+        &mut self,
+        request: &DecodedRequest,
+        vdir: Vdir,
+        force_registration_pending: bool,
+        verified_by: Option<&PKey<Public>>,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, Error> {
         let mut env = Envelope::from_request(request, vdir);
         env.force_registration_pending = force_registration_pending;
+        if let Some(proof) = &mut env.client_auth {
+            proof.verified_by = verified_by;
+        }
         let result = match &request.message {
             Inbound::ClientRegistration(k) => {
                 self.register(&k.0, &env, now).map(Handled::Registration)
@@ -1892,6 +1919,13 @@ fn verify_client_auth(
         }
         None => client.signing_cert.clone(),
     };
+    // Verified already on a decode thread with the very key registered: the same check would
+    // give the same answer.
+    if let Some(key) = proof.verified_by
+        && certificate_key(&cert).is_ok_and(|registered| registered.public_eq(key))
+    {
+        return Ok(());
+    }
     verify_with(&cert, hash, proof.payload_as_sent, &signature, "PayloadSignature")?;
     Ok(())
 }

@@ -50,15 +50,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use cmmp_model::msg::{Msg, ReplyModeValue};
+use cmmp_model::msg::{HookName, HookPropertyName, Msg, ReplyModeValue};
 use cmmp_model::value::{HexBytes, IsoTime};
 use cmmp_model::{DeliveryKind, MessageExt};
 use cmmp_transport::cert::Identity;
+use cmmp_transport::msg::{hook_property, hooks};
 use cmmp_transport::multipart;
 use cmmp_transport::ntlm::{self, Credentials};
 use cmmp_transport::reply::{ReplySigner, encode_no_reply, encode_sync_reply};
-use cmmp_transport::sign::HashAlgorithm;
+use cmmp_transport::sign::{HashAlgorithm, from_hex, public_key_from_blob, verify_reversed};
 use cmmp_transport::wire::{DecodeLimits, DecodedRequest, Vdir, decode_request_with_key};
+use openssl::pkey::{PKey, Public};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -577,7 +579,10 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
                 Some(key),
             );
             match decoded {
-                Ok(d) => Ok(d),
+                Ok(d) => {
+                    let verified_by = preverify(&d);
+                    Ok((d, verified_by))
+                }
                 Err(e) => {
                     let _ =
                         shared.site().record_undecodable("CCM_POST", &e.to_string(), Utc::now());
@@ -587,8 +592,8 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
         })
         .await
     };
-    let decoded = match decoded {
-        Ok(Ok(d)) => Arc::new(d),
+    let (decoded, verified_by) = match decoded {
+        Ok(Ok((d, verified_by))) => (Arc::new(d), verified_by.map(Arc::new)),
         Ok(Err(())) => return Action::Respond(Response::empty()),
         Err(_) => return Action::Respond(Response::html(500, HTML_500_PAGE)),
     };
@@ -598,7 +603,13 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
     let mut fault_checked = false;
     let answered = loop {
         let (done, answer) = tokio::sync::oneshot::channel();
-        let job = Job { decoded: Arc::clone(&decoded), vdir, fault_checked, done };
+        let job = Job {
+            decoded: Arc::clone(&decoded),
+            vdir,
+            fault_checked,
+            verified_by: verified_by.clone(),
+            done,
+        };
         if shared.commits.send(job).is_err() {
             return Action::Respond(Response::html(500, HTML_500_PAGE));
         }
@@ -621,12 +632,31 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
     Action::Respond(blocking(move || respond(&decoded, answered, &shared)).await)
 }
 
+/// Verifies a request's `clientauth` `PayloadSignature` with the `PublicKey` the hook
+/// carries, on a decode thread: the RSA work of signed messages then runs in parallel
+/// instead of in the single committer. The result decides nothing by itself: the committer
+/// accepts it only when this key is the registered certificate's key (and verifies in full
+/// otherwise), so every answer stays what it was.
+fn preverify(decoded: &DecodedRequest) -> Option<PKey<Public>> {
+    let hook = hooks(&decoded.header, &HookName::Clientauth).next()?;
+    let hash =
+        HashAlgorithm::from_property(hook_property(hook, &HookPropertyName::HashAlgorithm)).ok()?;
+    let signature = from_hex(hook_property(hook, &HookPropertyName::PayloadSignature)?).ok()?;
+    let blob = from_hex(hook_property(hook, &HookPropertyName::PublicKey)?).ok()?;
+    let key = public_key_from_blob(&blob).ok()?;
+    verify_reversed(&key, hash, &decoded.payload_as_sent, &signature).ok()?;
+    Some(key)
+}
+
 /// A decoded `CCM_POST` request waiting for the committer.
 struct Job {
     decoded: Arc<DecodedRequest>,
     vdir: Vdir,
     /// The fault for the endpoint was looked up already (the request waited out a delay).
     fault_checked: bool,
+    /// The key that verified the `clientauth` `PayloadSignature` on a decode thread
+    /// ([`preverify`]); the committer then only compares it with the registered key.
+    verified_by: Option<Arc<PKey<Public>>>,
     /// The site's answer, sent once the group it was handled in has committed; `Err` when it
     /// failed or the group did not commit (answered with HTTP 500).
     done: tokio::sync::oneshot::Sender<Result<Answer, ()>>,
@@ -704,14 +734,21 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
         decoded.header.source_id,
         Utc::now(),
     );
-    let handled =
-        match checked.and_then(|()| site.handle(decoded, job.vdir, force_pending, Utc::now())) {
-            Ok(h) => h,
-            Err(e) => match e.refusal() {
-                Some(r) => Handled::Refused(r.clone()),
-                None => return Err(()),
-            },
-        };
+    let handled = match checked.and_then(|()| {
+        site.handle_verified(
+            decoded,
+            job.vdir,
+            force_pending,
+            job.verified_by.as_deref(),
+            Utc::now(),
+        )
+    }) {
+        Ok(h) => h,
+        Err(e) => match e.refusal() {
+            Some(r) => Handled::Refused(r.clone()),
+            None => return Err(()),
+        },
+    };
     let config = site.config();
     Ok(Answer::Handled(Box::new(Answered {
         handled,

@@ -1026,6 +1026,30 @@ fn unknown_client_is_refused_and_logged() {
     assert!(lab.site.messages(Some(&other), 10).unwrap().is_empty());
 }
 
+/// The listener verifies `PayloadSignature` on its decode threads and hands the key to
+/// `Site::handle_verified`; only the registered key may spare the committer the check.
+#[test]
+fn a_key_verified_elsewhere_counts_only_when_it_is_the_registered_one() {
+    let mut lab = Lab::auto_all();
+    let c = lab.enrol("WS01", Vdir::Default);
+    let thief = identity("THIEF");
+    let forged = Signer::new(thief.signing_key(), c.smsid, HashAlgorithm::Sha256).unwrap();
+    let decoded = encode(&state(&c.smsid, &[1]), vec![], Some(&forged));
+    // The thief's key did verify the thief's signature, but it is not the registered key.
+    let thief_key = thief.signing_key().public_key().unwrap();
+    let handled = lab
+        .site
+        .handle_verified(&decoded, Vdir::Default, false, Some(&thief_key), lab.now)
+        .unwrap();
+    assert_eq!(refused(handled), Refusal::BadSignature { what: "PayloadSignature" });
+    // The registered key, with a genuine signature: stored, as without the hint.
+    let own = c.identity.signing_key().public_key().unwrap();
+    let decoded = encode(&state(&c.smsid, &[2]), vec![], Some(&c.signer()));
+    let handled =
+        lab.site.handle_verified(&decoded, Vdir::Default, false, Some(&own), lab.now).unwrap();
+    assert_eq!(stored(handled), (1, 0));
+}
+
 #[test]
 fn messages_must_carry_the_registered_clients_signature() {
     let mut lab = Lab::auto_all();
