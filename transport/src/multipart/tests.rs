@@ -373,8 +373,10 @@ proptest! {
         prop_assert_eq!(parts[1].body, &payload[..]);
     }
 
+    // A name starting with `--b` would be a delimiter line of boundary `b`, so names start
+    // with a letter.
     #[test]
-    fn bounded_headers_parse(name in "[A-Za-z-]{1,20}", value in "[ -~]{0,40}") {
+    fn bounded_headers_parse(name in "[A-Za-z][A-Za-z-]{0,19}", value in "[ -~]{0,40}") {
         let body = format!("--b\r\n{name}:{value}\r\n\r\nx\r\n--b--");
         let parts = parse(body.as_bytes(), "b", MultipartLimits::default()).unwrap();
         prop_assert_eq!(parts[0].header(&name), Some(value.trim_matches([' ', '\t'])));
