@@ -1904,10 +1904,6 @@ fn verify_client_auth(
     if config.switches.require_sha256 && hash == HashAlgorithm::Sha1 {
         return Err(Refusal::WeakHash.into());
     }
-    let signature = proof
-        .payload_signature
-        .and_then(|s| from_hex(s).ok())
-        .ok_or(Refusal::BadSignature { what: "PayloadSignature" })?;
     let cert = match client.proxy {
         Some(p) => {
             let proxy = tx.client(p)?.ok_or(Refusal::UnknownProxy)?;
@@ -1926,6 +1922,10 @@ fn verify_client_auth(
     {
         return Ok(());
     }
+    let signature = proof
+        .payload_signature
+        .and_then(|s| from_hex(s).ok())
+        .ok_or(Refusal::BadSignature { what: "PayloadSignature" })?;
     verify_with(&cert, hash, proof.payload_as_sent, &signature, "PayloadSignature")?;
     Ok(())
 }
@@ -2404,8 +2404,8 @@ fn store_discovery(
             .into_iter()
             .filter(|o| o.id != client.id && !o.obsolete && o.conflict.is_none())
             .collect();
+        tx.set_hardware_id(client.id, &hwid)?;
         client.hardware_id = Some(hwid.clone());
-        tx.save_client(client)?;
         if let Some(first) = duplicates.first() {
             match config.conflict_resolution {
                 ConflictResolution::Manual => {
