@@ -709,6 +709,8 @@ impl Run {
 /// Sends every request from `connections` concurrent tasks; each reply must be a 200 with a
 /// body (an empty 200 is how an MP refuses an Invoke; the site's counts catch refused Posts).
 async fn send_all(client: &Client, requests: &[&Request], connections: usize) -> Run {
+    // A marker on stderr for tools that profile one phase (perf -t, per-thread CPU).
+    eprintln!("sending {} requests", requests.len());
     let requests: Arc<Vec<Request>> = Arc::new(requests.iter().map(|r| (*r).clone()).collect());
     let wire_bytes = requests.iter().map(|r| r.body.len()).sum();
     let next = Arc::new(AtomicUsize::new(0));
