@@ -14,7 +14,8 @@
 //! return only after it commits ("a message is acknowledged only after it is committed").
 //! Several operations may share one transaction (group commit, [`crate::Site::group`]): each
 //! is a savepoint of its own, rolled back alone when it fails, and the group's single commit
-//! (one `fsync` for all of them) returns before any of them is acknowledged.
+//! (one `fsync` for all of them) returns before any of them is acknowledged. WAL checkpoints
+//! of a file database run on a thread of their own (`checkpoint`), not in the commit.
 //!
 //! # Schema (version 1)
 //!
@@ -108,8 +109,13 @@ impl std::error::Error for StoreError {
 /// The schema version this build migrates to.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+mod checkpoint;
+
 /// The site database.
 pub struct Store {
+    /// Declared before `conn`, so that the checkpoint thread's connection closes first and
+    /// this one, the last, checkpoints and removes the WAL.
+    checkpointer: Option<checkpoint::Checkpointer>,
     conn: Connection,
     /// Inside a group ([`Store::begin_group`]): each [`Store::write`] is a savepoint of the
     /// group's transaction.
@@ -131,7 +137,19 @@ impl Store {
     /// newer build.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let conn = Connection::open(path).map_err(store("open the database"))?;
-        Self::init(conn)
+        let mut opened = Self::init(conn)?;
+        // Checkpoints on a thread of their own (see `checkpoint`); SQLite's own, on this
+        // connection, only if that thread cannot start.
+        if opened.journal_mode()? == "wal"
+            && let Some(checkpointer) = checkpoint::Checkpointer::start(path)
+        {
+            opened
+                .conn
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(store("configure the database"))?;
+            opened.checkpointer = Some(checkpointer);
+        }
+        Ok(opened)
     }
 
     /// A private in-memory database (tests, throw-away sites).
@@ -176,7 +194,7 @@ impl Store {
             Ok(())
         };
         setup().map_err(store("configure the database"))?;
-        let mut store = Self { conn, grouped: false };
+        let mut store = Self { checkpointer: None, conn, grouped: false };
         store.migrate()?;
         Ok(store)
     }
@@ -243,6 +261,9 @@ impl Store {
             .map_err(store("begin a transaction"))?;
         let value = f(&Tx { conn: &tx })?;
         tx.commit().map_err(store("commit"))?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.committed();
+        }
         Ok(value)
     }
 
@@ -266,6 +287,9 @@ impl Store {
         if self.grouped {
             return Err(Error::Invalid("a group of operations is already open".to_owned()));
         }
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.settle();
+        }
         self.conn.execute_cached("BEGIN IMMEDIATE", []).map_err(store("begin a group"))?;
         self.grouped = true;
         Ok(())
@@ -283,7 +307,12 @@ impl Store {
         }
         if commit {
             match self.conn.execute_cached("COMMIT", []) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if let Some(checkpointer) = &self.checkpointer {
+                        checkpointer.committed();
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     if !self.conn.is_autocommit() {
                         let _ = self.conn.execute_cached("ROLLBACK", []);
@@ -1994,6 +2023,72 @@ mod tests {
                 reason: None,
             })
         })
+    }
+
+    /// A group of `n` messages with IDs `{prefix}{i}`.
+    fn group_of(store: &mut Store, prefix: &str, n: usize) {
+        store.begin_group().unwrap();
+        for i in 0..n {
+            log(store, &format!("{prefix}{i:04}-{}", "x".repeat(300))).unwrap();
+        }
+        store.end_group(true).unwrap();
+    }
+
+    fn temp_db(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cmmp-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("site.db")
+    }
+
+    #[test]
+    fn a_file_database_checkpoints_on_its_own_thread() {
+        let path = temp_db("ckpt");
+        let mut store = Store::open(&path).unwrap();
+        let autocheckpoint: i64 =
+            store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
+        assert_eq!(autocheckpoint, 0, "the committing connection does not checkpoint");
+        group_of(&mut store, "a", 200);
+        let (frames, passes, failures) = store.checkpointer.as_ref().unwrap().wait_covered();
+        assert!(frames > 0 && passes >= 1 && failures == 0, "{frames} {passes} {failures}");
+        // Closed and opened again, nothing is missing.
+        drop(store);
+        let reopened = Store::open(&path).unwrap();
+        let count = reopened.read(|tx| tx.messages(None, 1_000)).unwrap().len();
+        assert_eq!(count, 200);
+        drop(reopened);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_long_wal_starts_again_before_the_next_group() {
+        let path = temp_db("restart");
+        let mut store = Store::open(&path).unwrap();
+        store.checkpointer.as_mut().unwrap().restart_frames = 1;
+        // No pass unless a group or the test waits for one.
+        store.checkpointer.as_ref().unwrap().set_interval(std::time::Duration::from_secs(3_600));
+        let covered = |store: &Store| store.checkpointer.as_ref().unwrap().wait_covered().0;
+        group_of(&mut store, "a", 100);
+        covered(&store);
+        // Begun with every frame copied back: this group's frames start the WAL again.
+        group_of(&mut store, "b", 100);
+        let one_group = covered(&store);
+        assert!(one_group > 10, "{one_group}");
+        // Two groups back to back: the second waits for the pass over the first (the thread
+        // would not run one by itself), so its frames restart the WAL too, instead of
+        // following the first group's.
+        group_of(&mut store, "c", 100);
+        group_of(&mut store, "d", 100);
+        let after = covered(&store);
+        assert!(2 * after < 3 * one_group, "{after} frames, one group is {one_group}");
+        // Without the wait the WAL holds both.
+        store.checkpointer.as_mut().unwrap().restart_frames = i64::MAX;
+        group_of(&mut store, "e", 100);
+        group_of(&mut store, "f", 100);
+        let both = covered(&store);
+        assert!(2 * both >= 3 * one_group, "{both} frames, one group is {one_group}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     fn logged(store: &Store) -> Vec<String> {
