@@ -117,6 +117,10 @@ impl Options {
     }
 }
 
+/// The allocator the `cmmp` binary uses too (see `cli/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let options = Options::read();
     let runtime =
