@@ -311,6 +311,10 @@ pub struct Envelope<'a> {
     /// The body XML as received: the registration signature covers its `<Data>` element
     /// exactly as sent. Without it the canonical serialisation is verified.
     pub body_xml: Option<&'a str>,
+    /// The XML the message was decoded from, as received (the full report of a
+    /// header-and-attachment kind, else the body): stored as the client's discovery record.
+    /// Without it the canonical serialisation is stored.
+    pub report_xml: Option<&'a str>,
     /// The `clientauth` hook, when the message has one.
     pub client_auth: Option<ClientAuthProof<'a>>,
     /// Answer a registration with `Status` 1 (the `registration-pending` fault).
@@ -333,6 +337,7 @@ impl<'a> Envelope<'a> {
             source_id: request.header.source_id,
             vdir,
             body_xml: Some(&request.body_xml),
+            report_xml: Some(request.report_xml.as_deref().unwrap_or(&request.body_xml)),
             client_auth,
             force_registration_pending: false,
         }
@@ -2097,7 +2102,7 @@ fn accept_in(
     let mut duplicates = 0u32;
     match inbound {
         Inbound::DdrReport(k) => {
-            items = store_discovery(tx, config, &mut client, &k.0, now)?;
+            items = store_discovery(tx, config, &mut client, &k.0, env.report_xml, now)?;
         }
         Inbound::HinvReport(k) => {
             let Some(seq) = &sequenced else { return Err(not_sequenced()) };
@@ -2360,6 +2365,7 @@ fn store_discovery(
     config: &SiteConfig,
     client: &mut ClientRecord,
     report: &cmmp_model::ddr::Report,
+    received: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<u32, Error> {
     use cmmp_model::ddr::InstanceContent;
@@ -2371,7 +2377,10 @@ fn store_discovery(
         ad_site: None,
         hardware_uuid: None,
         ip_addresses: Vec::new(),
-        report_xml: report.to_xml()?,
+        report_xml: match received {
+            Some(text) => text.to_owned(),
+            None => report.to_xml()?,
+        },
         updated: now,
     };
     for inst in &report.report_body.instance {

@@ -607,7 +607,8 @@ pub struct DiscoveryRecord {
     pub hardware_uuid: Option<String>,
     /// `Win32_NetworkAdapterConfiguration/IPAddress` values.
     pub ip_addresses: Vec<String>,
-    /// The whole report, as received and re-encoded.
+    /// The whole report: its XML as received when the request carried it (a DDR sent over
+    /// HTTP), else the canonical encoding of the decoded report.
     pub report_xml: String,
     /// When it arrived.
     pub updated: DateTime<Utc>,

@@ -831,6 +831,9 @@ fn hardware_id_comes_from_the_ddr_when_registration_has_none() {
         Some("SMBIOS:4C4C4544-0042-3510-8052-B4C04F4E3432")
     );
     let discovery = lab.site.discovery(&a.smsid).unwrap().unwrap();
+    // The full report as it came in the attachment, not the header-only body.
+    assert_eq!(discovery.report_xml, ddr(&a.smsid, uuid).0.to_xml().unwrap());
+    assert!(discovery.report_xml.contains("<Instance "), "{}", discovery.report_xml);
     assert_eq!(discovery.ad_site.as_deref(), Some("Default-First-Site-Name"));
     assert_eq!(discovery.ip_addresses[0], "10.20.30.41");
     // A second client reporting the same SMBIOS UUID is parked.

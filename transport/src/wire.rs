@@ -269,6 +269,9 @@ pub struct DecodedRequest {
     /// The message, decoded by kind; for header-and-attachment kinds the full report from
     /// the attachment.
     pub message: Inbound,
+    /// The XML text `message` was decoded from, as received: the full report's attachment
+    /// when it came as one, else `None` (then it is `body_xml`).
+    pub report_xml: Option<String>,
 }
 
 /// Limits for decoding requests.
@@ -388,6 +391,7 @@ pub fn decode_request_with_key(
     let body_xml = decode_body(body_bytes)?;
     let ft = file_type(&header);
     let mut message = Inbound::decode(&header.target_endpoint, ft, &body_xml)?;
+    let mut report_xml = None;
     // Header-and-attachment kinds: the full report travels as a BOM-prefixed attachment.
     for (_, bytes) in &attachments {
         if bytes.starts_with(&[0xFF, 0xFE])
@@ -396,6 +400,7 @@ pub fn decode_request_with_key(
             && full.kind_name() == message.kind_name()
         {
             message = full;
+            report_xml = Some(text);
             break;
         }
     }
@@ -405,6 +410,7 @@ pub fn decode_request_with_key(
         body_xml,
         attachments: attachments.into_iter().map(|(n, b)| (n, b.to_vec())).collect(),
         message,
+        report_xml,
     })
 }
 

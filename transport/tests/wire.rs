@@ -185,9 +185,27 @@ fn header_and_attachment_kinds_send_a_header_only_body() {
     assert_eq!(decoded.attachments[0].0, "{00000000-0000-0000-0000-000000000003}");
     assert_eq!(&decoded.attachments[0].1[..2], &[0xFF, 0xFE]);
     // Byte ranges: the attachment starts where the body (with its NUL) ends.
-    let body = decoded.header.body.as_ref().unwrap();
-    assert_eq!(decoded.header.attachment[0].offset, body.length);
-    assert_eq!(body.length as usize, decoded.body_xml.encode_utf16().count() * 2 + 2);
+    let range = decoded.header.body.as_ref().unwrap();
+    assert_eq!(decoded.header.attachment[0].offset, range.length);
+    assert_eq!(range.length as usize, decoded.body_xml.encode_utf16().count() * 2 + 2);
+    // The full report's text is kept as it came in the attachment (here: cmmp's encoding).
+    let attachment = &decoded.attachments[0].1;
+    let units: Vec<u16> =
+        attachment[2..].chunks_exact(2).map(|p| u16::from_le_bytes([p[0], p[1]])).collect();
+    let text = String::from_utf16(&units).unwrap();
+    assert_eq!(decoded.report_xml.as_deref(), Some(text.as_str()));
+    assert_eq!(decoded.report_xml, Some(doc("ddr/full.xml").trim_end().to_owned()));
+
+    // A body-only kind has no separate report text.
+    let state = body::<StateMessages>("state/app-and-heartbeat.xml");
+    let request = build_request(&settings(), &state, vec![], Some(&signer), fresh()).unwrap();
+    let decoded = decode_request(
+        Some(&cmmp_transport::multipart::content_type()),
+        &request.body,
+        DecodeLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(decoded.report_xml, None);
 }
 
 #[test]
