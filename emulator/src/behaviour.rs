@@ -483,6 +483,11 @@ impl Resolution {
 pub struct Site {
     config: SiteConfig,
     store: Store,
+    /// Whether the faults table may hold a fault: when it does not, [`Site::fault_for`]
+    /// answers without a savepoint and a query for every request. Set by every change to
+    /// the faults, and read again after each group (a group's fault uses are rolled back
+    /// with it when it fails).
+    faults_in_force: bool,
 }
 
 /// A refusal or a failure inside a transaction (both work with `?`).
@@ -561,7 +566,15 @@ impl Site {
             }
             Ok(())
         })?;
-        Ok(Self { config, store })
+        let mut site = Self { config, store, faults_in_force: true };
+        site.refresh_faults();
+        Ok(site)
+    }
+
+    /// Reads again whether any fault is in force; when the read fails, assumes one may be
+    /// (every request then looks the faults up, as it would anyway).
+    fn refresh_faults(&mut self) {
+        self.faults_in_force = self.store.read(|tx| tx.faults()).map_or(true, |f| !f.is_empty());
     }
 
     /// The site's configuration.
@@ -653,13 +666,22 @@ impl Site {
     /// called inside `f`.
     pub fn group<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Result<T, Error> {
         self.store.begin_group()?;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+        let faults_before = self.faults_in_force;
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(value) => self.store.end_group(true).map(|()| value),
             Err(panic) => {
                 let _ = self.store.end_group(false);
+                if faults_before {
+                    self.refresh_faults();
+                }
                 std::panic::resume_unwind(panic)
             }
+        };
+        // Faults used up (or kept, when the group rolled back) during the group.
+        if faults_before || self.faults_in_force {
+            self.refresh_faults();
         }
+        result
     }
 
     // ---- registration --------------------------------------------------------------------
@@ -1085,7 +1107,14 @@ impl Site {
     ///
     /// Store failures.
     pub fn fault_for(&mut self, endpoint: &str) -> Result<Option<FaultKind>, Error> {
-        self.store.write(|tx| tx.take_fault(endpoint))
+        if !self.faults_in_force {
+            return Ok(None);
+        }
+        let found = self.store.write(|tx| tx.take_fault(endpoint))?;
+        if !self.store.grouped() {
+            self.refresh_faults();
+        }
+        Ok(found)
     }
 
     /// Adds a fault (admin).
@@ -1097,7 +1126,9 @@ impl Site {
         if fault.endpoint.is_empty() {
             return Err(Error::Invalid("a fault needs an endpoint or \"*\"".to_owned()));
         }
-        self.store.write(|tx| tx.insert_fault(fault, Source::Admin, now))
+        let id = self.store.write(|tx| tx.insert_fault(fault, Source::Admin, now))?;
+        self.faults_in_force = true;
+        Ok(id)
     }
 
     /// The faults still in force.
@@ -1115,7 +1146,9 @@ impl Site {
     ///
     /// Store failures.
     pub fn remove_fault(&mut self, id: FaultId) -> Result<bool, Error> {
-        self.store.write(|tx| tx.delete_fault(id))
+        let removed = self.store.write(|tx| tx.delete_fault(id))?;
+        self.refresh_faults();
+        Ok(removed)
     }
 
     /// Removes every fault, from the site file and admin calls alike.
@@ -1124,7 +1157,9 @@ impl Site {
     ///
     /// Store failures.
     pub fn clear_faults(&mut self) -> Result<(), Error> {
-        self.store.write(|tx| tx.delete_all_faults())
+        self.store.write(|tx| tx.delete_all_faults())?;
+        self.refresh_faults();
+        Ok(())
     }
 
     // ---- admin: clients ------------------------------------------------------------------

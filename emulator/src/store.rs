@@ -279,6 +279,11 @@ impl Store {
         Ok(value)
     }
 
+    /// Whether a group is open ([`Store::begin_group`]).
+    pub(crate) fn grouped(&self) -> bool {
+        self.grouped
+    }
+
     /// Starts a group of operations that commit together (group commit): one transaction, in
     /// which every [`Store::write`] until [`Store::end_group`] is a savepoint of its own.
     ///

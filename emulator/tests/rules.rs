@@ -1576,6 +1576,44 @@ fn faults_are_used_up_per_endpoint() {
     assert!(lab.site.faults().unwrap().is_empty());
 }
 
+/// Faults used inside groups (the server's committer): used up by a group that commits,
+/// kept by one that rolls back, and found again after the site had none.
+#[test]
+fn faults_used_in_groups_follow_the_groups_outcome() {
+    let mut lab = Lab::new(SiteConfig::default());
+    let spec = |remaining| FaultSpec {
+        endpoint: "MP_DdrEndpoint".to_owned(),
+        kind: FaultKind::EmptyReply,
+        remaining: Some(remaining),
+    };
+    assert_eq!(lab.site.fault_for("MP_DdrEndpoint").unwrap(), None);
+    lab.site.add_fault(&spec(1), lab.now).unwrap();
+    // A group that panics rolls its fault use back: the fault is still there.
+    let rolled_back = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lab.site.group(|site| {
+            assert_eq!(site.fault_for("MP_DdrEndpoint").unwrap(), Some(FaultKind::EmptyReply));
+            panic!("the group fails");
+        })
+    }));
+    assert!(rolled_back.is_err());
+    let used = lab
+        .site
+        .group(|site| {
+            (site.fault_for("MP_DdrEndpoint").unwrap(), site.fault_for("MP_DdrEndpoint").unwrap())
+        })
+        .unwrap();
+    assert_eq!(used, (Some(FaultKind::EmptyReply), None));
+    assert!(lab.site.faults().unwrap().is_empty());
+    assert_eq!(lab.site.group(|site| site.fault_for("MP_DdrEndpoint").unwrap()).unwrap(), None);
+    // Added again after the site had none: found inside the next group.
+    lab.site.add_fault(&spec(2), lab.now).unwrap();
+    assert_eq!(
+        lab.site.group(|site| site.fault_for("mp_ddrendpoint").unwrap()).unwrap(),
+        Some(FaultKind::EmptyReply)
+    );
+    assert_eq!(lab.site.faults().unwrap()[0].spec.remaining, Some(1));
+}
+
 #[test]
 fn a_site_file_database_keeps_clients_and_reloads_file_faults() {
     let dir = std::env::temp_dir().join(format!("cmmp-emulator-rules-{}", std::process::id()));
