@@ -69,6 +69,10 @@ thread_local! {
     /// 300 KB; making and freeing one per message cost more than deflating a small DDR
     /// (BENCHMARKS.md).
     static DEFLATE: RefCell<Option<(u8, Compress)>> = const { RefCell::new(None) };
+
+    /// This thread's inflate stream, kept between messages like [`DEFLATE`]: its window and
+    /// state (about 40 KB) were allocated, zeroed and freed for every request an MP decodes.
+    static INFLATE: RefCell<Option<Decompress>> = const { RefCell::new(None) };
 }
 
 /// Deflates `data` to the end of the stream with a freshly created or reset `encoder`.
@@ -117,7 +121,36 @@ pub fn inflate(data: &[u8], limits: InflateLimits) -> Result<Vec<u8>, InflateErr
     };
     // One byte past the cap is enough to know the cap is passed.
     let room = cap.saturating_add(1);
-    let mut decoder = Decompress::new(true);
+    // A reset stream inflates exactly as a new one does; only the allocation is kept. The
+    // stream is taken out of the slot while in use, so nothing can see it half-way.
+    let mut decoder = INFLATE
+        .try_with(|cell| cell.try_borrow_mut().ok().and_then(|mut slot| slot.take()))
+        .ok()
+        .flatten()
+        .map_or_else(
+            || Decompress::new(true),
+            |mut kept| {
+                kept.reset(true);
+                kept
+            },
+        );
+    let result = inflate_with(&mut decoder, data, cap, room, over_cap);
+    let _ = INFLATE.try_with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            *slot = Some(decoder);
+        }
+    });
+    result
+}
+
+/// The body of [`inflate`], with its stream.
+fn inflate_with(
+    decoder: &mut Decompress,
+    data: &[u8],
+    cap: usize,
+    room: usize,
+    over_cap: impl Fn() -> InflateError,
+) -> Result<Vec<u8>, InflateError> {
     let mut out = Vec::with_capacity(
         data.len().saturating_mul(TYPICAL_RATIO).clamp(CHUNK, MAX_GUESS).min(room),
     );

@@ -29,6 +29,30 @@ fn a_reused_stream_compresses_like_a_new_one() {
     assert_eq!(first, compress_fresh(&payload()));
 }
 
+/// One thread's inflate stream is reused: whatever the last stream left it in (a checksum
+/// error, a cut-off stream, a cap hit half-way, a stream with bytes after it), the next one
+/// inflates exactly.
+#[test]
+fn a_reused_inflate_stream_starts_clean_after_any_outcome() {
+    // Longer than the 32 KiB window, so a stale window would show.
+    let data: Vec<u8> = (0..200_000_u32).map(|i| (i * 7 % 251) as u8 ^ (i >> 9) as u8).collect();
+    let good = compress(&data);
+    let mut bad_checksum = good.clone();
+    let last = bad_checksum.len() - 1;
+    bad_checksum[last] ^= 0xFF;
+    let limits = InflateLimits::default();
+    let broken: [(Vec<u8>, InflateLimits); 4] = [
+        (bad_checksum, limits),
+        (good[..good.len() / 2].to_vec(), limits),
+        (good.clone(), InflateLimits { max_output: data.len() / 3, max_ratio: u32::MAX }),
+        ([good.as_slice(), b"junk"].concat(), limits),
+    ];
+    for (input, limits) in broken {
+        assert!(inflate(&input, limits).is_err());
+        assert_eq!(inflate(&good, InflateLimits::default()), Ok(data.clone()));
+    }
+}
+
 /// `data` deflated by a stream made for it alone.
 fn compress_fresh(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::Compress::new(flate2::Compression::default(), true);
