@@ -231,7 +231,7 @@ fn push_utf16le(s: &str, out: &mut Vec<u8>) {
 /// Written as a zero extension to `u16` and then bytes, which the compiler turns into vector
 /// unpacks; a loop storing bytes with a stride of two stayed one byte at a time. Not inlined,
 /// so that the ASCII check of the caller does not change how this loop is compiled (inlined
-/// into it, the widening went back to one word at a time).
+/// into it, the widening went back to one 16-bit unit at a time).
 #[inline(never)]
 fn widen_blocks(blocks: &[[u8; WIDEN_BLOCK]], out: &mut Vec<u8>) {
     out.reserve(blocks.len() * 2 * WIDEN_BLOCK);
