@@ -99,24 +99,44 @@ static NAME_BYTES: [bool; 256] = {
     t
 };
 
-impl XmlElement for AnyElement {
-    /// Writes the element under its own name; `name` is ignored (the element carries it).
-    fn write_element(&self, _name: &str, w: &mut Writer) {
+impl AnyElement {
+    /// Opens the element and writes its attributes; `false` (with the error recorded) when a
+    /// name is not an XML name, and then the element is not to be written further.
+    fn write_start(&self, w: &mut Writer) -> bool {
         if let Err(e) = check_name(&self.name) {
             w.fail(e);
-            return;
+            return false;
         }
         w.start(&self.name);
         for a in &self.attributes {
             if let Err(e) = check_name(&a.name) {
                 w.fail(e);
-                return;
+                return false;
             }
             w.attr(&a.name, &a.value);
         }
+        true
+    }
+}
+
+impl XmlElement for AnyElement {
+    /// Writes the element under its own name; `name` is ignored (the element carries it).
+    fn write_element(&self, _name: &str, w: &mut Writer) {
+        if !self.write_start(w) {
+            return;
+        }
         w.text(&self.text);
         for c in &self.children {
-            c.write_element(&c.name, w);
+            if c.attributes.is_empty() && c.children.is_empty() {
+                // A WMI property: `<Name>text</Name>`, the bytes of the general path below.
+                match check_name(&c.name) {
+                    Ok(()) => w.leaf(&c.name, &c.text),
+                    // As `write_element` does: record it and write nothing of this child.
+                    Err(e) => w.fail(e),
+                }
+            } else {
+                c.write_element(&c.name, w);
+            }
         }
         w.end(&self.name);
     }
@@ -203,4 +223,80 @@ fn push_child(children: &mut Vec<AnyElement>, child: AnyElement) {
 
 fn is_space(t: &str) -> bool {
     t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::{Strategy, prop_assert_eq, proptest};
+    use proptest::strategy::Just;
+
+    use super::{AnyAttribute, AnyElement, SmolStr, Writer, XmlElement};
+
+    /// The path of `write_element` for every element, child or not, as it was before the leaf
+    /// path: the reference the leaf path must match byte for byte, errors included.
+    fn write_general(e: &AnyElement, w: &mut Writer) {
+        if !e.write_start(w) {
+            return;
+        }
+        w.text(&e.text);
+        for c in &e.children {
+            write_general(c, w);
+        }
+        w.end(&e.name);
+    }
+
+    fn name() -> impl Strategy<Value = SmolStr> {
+        "(Name|A|_x|a-b.c:d|é|1bad|a b|)".prop_map(SmolStr::from)
+    }
+
+    fn text() -> impl Strategy<Value = SmolStr> {
+        "[a-z&<>\"\r\n\t é\u{0}\u{FFFE}]{0,12}".prop_map(SmolStr::from)
+    }
+
+    fn attributes() -> impl Strategy<Value = Vec<AnyAttribute>> {
+        proptest::collection::vec(
+            (name(), "[a-z&\"<]{0,6}").prop_map(|(name, value)| AnyAttribute { name, value }),
+            0..2,
+        )
+    }
+
+    fn element() -> impl Strategy<Value = AnyElement> {
+        let leaf = (name(), attributes(), text()).prop_map(|(name, attributes, text)| AnyElement {
+            name,
+            attributes,
+            text,
+            children: Vec::new(),
+        });
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            (
+                name(),
+                proptest::prop_oneof![Just(Vec::new()), attributes()],
+                text(),
+                proptest::collection::vec(inner, 0..6),
+            )
+                .prop_map(|(name, attributes, text, children)| AnyElement {
+                    name,
+                    attributes,
+                    text,
+                    children,
+                })
+        })
+    }
+
+    proptest! {
+        /// `write_element` (with `Writer::leaf` for children that hold only text) writes the
+        /// bytes and reports the error of the general path, for any tree, valid or not.
+        #[test]
+        fn the_leaf_path_writes_what_the_general_path_writes(e in element()) {
+            let mut fast = Writer::new();
+            fast.start("Root");
+            e.write_element("ignored", &mut fast);
+            fast.end("Root");
+            let mut general = Writer::new();
+            general.start("Root");
+            write_general(&e, &mut general);
+            general.end("Root");
+            prop_assert_eq!(fast.finish_keep(), general.finish_keep());
+        }
+    }
 }

@@ -382,3 +382,20 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r.text(&child).unwrap(), s.as_str());
     }
 }
+
+proptest::proptest! {
+    /// The word-at-a-time search (with its overlapping last word) finds exactly the first
+    /// marked byte at or after `from`, for either table, any text and any start.
+    #[test]
+    fn find_special_agrees_with_a_byte_loop(
+        s in "[a-z&<>\"'\t\r\n é€😀\u{1}\u{EF}\u{FFFE}]{0,40}",
+        from in 0_usize..48,
+    ) {
+        let bytes = s.as_bytes();
+        let from = from.min(bytes.len());
+        for table in [&super::TEXT_SPECIAL, &super::ATTR_SPECIAL] {
+            let naive = bytes[from..].iter().position(|&b| table[usize::from(b)]).map(|p| from + p);
+            proptest::prop_assert_eq!(super::find_special(bytes, from, table), naive);
+        }
+    }
+}

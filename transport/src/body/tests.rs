@@ -220,6 +220,30 @@ proptest! {
         prop_assert_eq!(decode_body(&bytes), Ok(text));
     }
 
+    /// Long ASCII runs (across blocks of 32 bytes and pieces of 8 KiB) between other
+    /// characters widen to what the standard library encodes.
+    #[test]
+    fn ascii_runs_between_other_characters_widen_like_std(
+        parts in proptest::collection::vec(
+            (0_usize..9000, proptest::prop_oneof![
+                Just(""), Just("é"), Just("€"), Just("😀"), Just("\u{7F}"), Just("\u{80}"),
+            ]),
+            0..5,
+        ),
+        seed in any::<u8>(),
+    ) {
+        let mut text = String::new();
+        for (i, (run, other)) in parts.iter().enumerate() {
+            let base = seed.wrapping_add(u8::try_from(i).unwrap_or(0));
+            text.extend((0..*run).map(|k| char::from(b' ' + base.wrapping_add(u8::try_from(k % 256).unwrap_or(0)) % 95)));
+            text.push_str(other);
+        }
+        let mut bytes = vec![0xAA];
+        encode_header(&text, &mut bytes);
+        prop_assert_eq!(&bytes[..1], &[0xAA]);
+        prop_assert_eq!(&bytes[1..], &le_then("\u{FEFF}", &le(&text)));
+    }
+
     #[test]
     fn header_round_trips(text in any::<String>()) {
         prop_assume!(!text.contains('\0'));
