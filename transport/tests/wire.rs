@@ -79,18 +79,10 @@ fn check<K: Endpoint>(
         decode_request(http.header("Content-Type"), http.body, DecodeLimits::default()).unwrap();
     assert_eq!(decoded.header.target_endpoint, K::ENDPOINT);
     assert!(expect(&decoded.message, &kind), "{}: decoded message differs", K::NAME);
-    match client_auth_signatures(&decoded.header) {
-        Some((payload_sig, _)) => {
-            let sig = payload_sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
-            verify_reversed(
-                &key.public_key().unwrap(),
-                HashAlgorithm::Sha256,
-                &decoded.payload_as_sent,
-                &sig,
-            )
-            .unwrap();
-        }
-        None => assert_eq!(K::SIGNING, cmmp_model::Signing::None, "{} must be signed", K::NAME),
+    if client_auth_signatures(&decoded.header).is_some() {
+        assert_payload_signed_by(&key, &decoded);
+    } else {
+        assert_eq!(K::SIGNING, cmmp_model::Signing::None, "{} must be signed", K::NAME);
     }
 }
 
@@ -98,6 +90,19 @@ macro_rules! decoded_as {
     ($variant:ident) => {
         |m: &Inbound, k: &$variant| matches!(m, Inbound::$variant(d) if d.0 == k.0)
     };
+}
+
+/// The request's `PayloadSignature` verifies with `key` over the payload as sent (SHA-256).
+fn assert_payload_signed_by(key: &SigningKey, decoded: &cmmp_transport::wire::DecodedRequest) {
+    let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
+    let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
+    verify_reversed(
+        &key.public_key().unwrap(),
+        HashAlgorithm::Sha256,
+        &decoded.payload_as_sent,
+        &sig,
+    )
+    .unwrap();
 }
 
 fn body<K: Endpoint>(path: &str) -> K {
@@ -243,15 +248,7 @@ fn encrypted_payloads_decrypt_with_the_mp_key_and_still_verify() {
         decode_request_with_key(Some(&ct), &request.body, DecodeLimits::default(), Some(mp_key))
             .unwrap();
     assert!(matches!(&decoded.message, Inbound::StateMessages(d) if d.0 == state.0));
-    let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
-    let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
-    verify_reversed(
-        &key.public_key().unwrap(),
-        HashAlgorithm::Sha256,
-        &decoded.payload_as_sent,
-        &sig,
-    )
-    .unwrap();
+    assert_payload_signed_by(&key, &decoded);
 }
 
 #[test]
@@ -268,13 +265,5 @@ fn a_faster_compression_level_still_decodes_and_verifies() {
     let decoded = decode_request(Some(&ct), &request.body, DecodeLimits::default()).unwrap();
     assert_eq!(&decoded.payload_as_sent[..2], &[0x78, 0x01]);
     assert!(matches!(&decoded.message, Inbound::DdrReport(d) if d.0 == ddr.0));
-    let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
-    let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
-    verify_reversed(
-        &key.public_key().unwrap(),
-        HashAlgorithm::Sha256,
-        &decoded.payload_as_sent,
-        &sig,
-    )
-    .unwrap();
+    assert_payload_signed_by(&key, &decoded);
 }
