@@ -73,6 +73,18 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
+    /// The DER `DigestInfo` of `data`'s digest: what PKCS#1 v1.5 signs (RFC 8017 §9.2).
+    fn digest_info(self, data: &[u8]) -> Vec<u8> {
+        let prefix = self.digest_info_prefix();
+        let mut info = Vec::with_capacity(prefix.len() + 32);
+        info.extend_from_slice(prefix);
+        match self {
+            Self::Sha1 => info.extend_from_slice(&openssl::sha::sha1(data)),
+            Self::Sha256 => info.extend_from_slice(&openssl::sha::sha256(data)),
+        }
+        info
+    }
+
     /// The DER of `DigestInfo` up to the digest (RFC 8017 §9.2, note 1).
     fn digest_info_prefix(self) -> &'static [u8] {
         match self {
@@ -482,14 +494,7 @@ impl SigningKey {
     pub fn sign(&self, hash: HashAlgorithm, data: &[u8]) -> Result<Vec<u8>, SignError> {
         let format = SignatureFormat::DigestInfo;
         let fail = |source| SignError::Sign { hash, format, source };
-        let prefix = hash.digest_info_prefix();
-        let mut digest_info = Vec::with_capacity(prefix.len() + 32);
-        digest_info.extend_from_slice(prefix);
-        match hash {
-            HashAlgorithm::Sha1 => digest_info.extend_from_slice(&openssl::sha::sha1(data)),
-            HashAlgorithm::Sha256 => digest_info.extend_from_slice(&openssl::sha::sha256(data)),
-        }
-        self.private_pkcs1_reversed(&digest_info).map_err(fail)
+        self.private_pkcs1_reversed(&hash.digest_info(data)).map_err(fail)
     }
 
     /// Signs `data` with PKCS#1 v1.5 padding over the bare digest, **without** DigestInfo
@@ -546,20 +551,10 @@ pub fn verify_reversed<T: HasPublic>(
     // OpenSSL's `EVP_DigestVerify`, without setting up a digest-verify context per message,
     // which cost a third of a verification (an emulator verifies every signed request).
     let rsa = public.rsa().map_err(fail)?;
-    let digest = hash_bytes(hash, data).map_err(fail)?;
     let signature: Vec<u8> = reversed_signature.iter().rev().copied().collect();
     let mut recovered = vec![0; signature.len()];
-    let prefix = hash.digest_info_prefix();
     match rsa.public_decrypt(&signature, &mut recovered, Padding::PKCS1) {
-        Ok(len)
-            if recovered.get(..len).is_some_and(|block| {
-                block.len() == prefix.len() + digest.len()
-                    && block.starts_with(prefix)
-                    && block.ends_with(&digest)
-            }) =>
-        {
-            Ok(())
-        }
+        Ok(len) if recovered.get(..len) == Some(&hash.digest_info(data)[..]) => Ok(()),
         _ => Err(SignError::BadSignature { hash, format }),
     }
 }
