@@ -262,12 +262,14 @@ pub fn build_request<K: Endpoint>(
 /// 2 MB on the way (BENCHMARKS.md); the document is only needed until the payload is built.
 fn with_document_buffer<T>(f: impl FnOnce(&mut String) -> Result<T, Error>) -> Result<T, Error> {
     // Taken out of the cell while in use, so a nested call gets a buffer of its own.
-    let mut document = DOCUMENT.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+    // (A thread whose locals are being torn down gets a fresh buffer, as the deflate and
+    // inflate streams do.)
+    let mut document = DOCUMENT.try_with(|cell| cell.take()).unwrap_or_default();
     document.clear();
     let result = f(&mut document);
     if document.capacity() <= KEPT_DOCUMENT_BUFFER {
         document.clear();
-        DOCUMENT.with(|cell| *cell.borrow_mut() = document);
+        let _ = DOCUMENT.try_with(|cell| cell.replace(document));
     }
     result
 }
