@@ -80,10 +80,8 @@
 //! (protocol §3.8, §4.2.3).
 
 use core::fmt;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use cmmp_model::kinds::{
@@ -122,6 +120,7 @@ use openssl::pkey::{PKey, Public};
 use openssl::x509::X509;
 
 use crate::error::Error;
+use crate::key_memo::KeyMemo;
 use crate::site::{
     ApprovalPolicy, BoundaryGroup, ConflictResolution, FaultKind, FaultSpec, POLICY_BODY_ENDPOINT,
     PolicyScope, PolicySpec, SiteConfig, SiteMode,
@@ -1835,30 +1834,15 @@ enum KeyFailure {
     Key,
 }
 
-/// Certificates whose public keys are remembered ([`certificate_key`]); past this many the
-/// memo starts over.
-const KEY_MEMO_ENTRIES: usize = 4096;
-
-/// The public key of the certificate `der`, memoised by the DER bytes.
-///
-/// Every signed message is checked against a registered certificate, and decoding the
-/// certificate (OpenSSL 3's decoders) costs several times the RSA verification itself; the
-/// DER bytes determine the key, so remembering it changes no decision. Failures are not
-/// remembered.
+/// The public key of the certificate `der`, remembered by the DER bytes ([`KeyMemo`]):
+/// every signed message is checked against a registered certificate, and decoding the
+/// certificate (OpenSSL 3's decoders) costs several times the RSA verification itself.
 fn certificate_key(der: &[u8]) -> Result<PKey<Public>, KeyFailure> {
-    static MEMO: OnceLock<Mutex<BTreeMap<Vec<u8>, PKey<Public>>>> = OnceLock::new();
-    let memo = MEMO.get_or_init(Mutex::default);
-    if let Some(key) = memo.lock().unwrap_or_else(PoisonError::into_inner).get(der) {
-        return Ok(key.clone());
-    }
-    let cert = X509::from_der(der).map_err(|_| KeyFailure::Certificate)?;
-    let key = cert.public_key().map_err(|_| KeyFailure::Key)?;
-    let mut memo = memo.lock().unwrap_or_else(PoisonError::into_inner);
-    if memo.len() >= KEY_MEMO_ENTRIES {
-        memo.clear();
-    }
-    memo.insert(der.to_vec(), key.clone());
-    Ok(key)
+    static MEMO: KeyMemo = KeyMemo::new();
+    MEMO.get_or_read(der, |der| {
+        let cert = X509::from_der(der).map_err(|_| KeyFailure::Certificate)?;
+        cert.public_key().map_err(|_| KeyFailure::Key)
+    })
 }
 
 /// A new SMSID no record has: `GUID:` and a random version-4 GUID.

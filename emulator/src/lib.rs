@@ -36,6 +36,7 @@
 mod admin;
 pub mod behaviour;
 mod error;
+mod key_memo;
 mod server;
 pub mod site;
 pub mod store;

@@ -43,7 +43,6 @@
 //! its own outcome (a failed one is rolled back alone); a group that cannot commit answers every
 //! request in it with HTTP 500, and none of them was stored.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
@@ -67,6 +66,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::behaviour::{Handled, MpAnswer, PolicyBodyRequest, Site};
 use crate::error::Error;
+use crate::key_memo::KeyMemo;
 use crate::site::{FaultKind, POLICY_BODY_ENDPOINT};
 
 /// The body of the error page a real MP returns for a refused policy body (M8).
@@ -105,7 +105,7 @@ pub(crate) struct Shared {
     /// The site's Windows accounts (fixed at start), for NTLM on the `windowsauth` vdir.
     windows_accounts: Vec<Credentials>,
     /// Public keys read from `clientauth` `PublicKey` blobs, by blob ([`preverify`]).
-    blob_keys: BlobKeys,
+    blob_keys: KeyMemo,
 }
 
 impl Shared {
@@ -159,7 +159,7 @@ impl Emulator {
             max_body,
             commits,
             windows_accounts,
-            blob_keys: BlobKeys::default(),
+            blob_keys: KeyMemo::new(),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -601,7 +601,7 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
         tokio::task::spawn_blocking(decode).await
     };
     let (decoded, verified_by) = match decoded {
-        Ok(Ok((d, verified_by))) => (Arc::new(d), verified_by),
+        Ok(Ok((d, verified_by))) => (Arc::new(d), verified_by.map(Arc::new)),
         Ok(Err(e)) => {
             let shared = Arc::clone(shared);
             let reason = e.to_string();
@@ -653,42 +653,15 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
 /// instead of in the single committer. The result decides nothing by itself: the committer
 /// accepts it only when this key is the registered certificate's key (and verifies in full
 /// otherwise), so every answer stays what it was.
-fn preverify(decoded: &DecodedRequest, keys: &BlobKeys) -> Option<Arc<PKey<Public>>> {
+fn preverify(decoded: &DecodedRequest, keys: &KeyMemo) -> Option<PKey<Public>> {
     let hook = hooks(&decoded.header, &HookName::Clientauth).next()?;
     let hash =
         HashAlgorithm::from_property(hook_property(hook, &HookPropertyName::HashAlgorithm)).ok()?;
     let signature = from_hex(hook_property(hook, &HookPropertyName::PayloadSignature)?).ok()?;
     let blob = from_hex(hook_property(hook, &HookPropertyName::PublicKey)?).ok()?;
-    let key = keys.get(blob)?;
+    let key = keys.get_or_read(&blob, public_key_from_blob).ok()?;
     verify_reversed(&key, hash, &decoded.payload_as_sent, &signature).ok()?;
     Some(key)
-}
-
-/// Public keys by `PUBLICKEYBLOB`, so that the key of a sender (an ISV proxy signs for
-/// thousands of clients) is built once rather than for every message: building an OpenSSL
-/// key from its numbers costs about half as much as verifying with it. A blob determines
-/// its key, so nothing a request can send changes what a later one is verified with. At most
-/// [`BlobKeys::MAX`] keys; the map is emptied when full. Blobs that are not a key are not
-/// remembered.
-#[derive(Default)]
-struct BlobKeys(Mutex<BTreeMap<Vec<u8>, Arc<PKey<Public>>>>);
-
-impl BlobKeys {
-    const MAX: usize = 4_096;
-
-    fn get(&self, blob: Vec<u8>) -> Option<Arc<PKey<Public>>> {
-        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(key) = lock().get(&blob) {
-            return Some(Arc::clone(key));
-        }
-        let key = Arc::new(public_key_from_blob(&blob).ok()?);
-        let mut keys = lock();
-        if keys.len() >= Self::MAX {
-            keys.clear();
-        }
-        keys.insert(blob, Arc::clone(&key));
-        Some(key)
-    }
 }
 
 /// A decoded `CCM_POST` request waiting for the committer.
@@ -993,58 +966,4 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use cmmp_transport::sign::SigningKey;
-
-    use super::BlobKeys;
-
-    fn key_blob() -> Vec<u8> {
-        let pem = include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../transport/tests/wire/test-key.pem"
-        ));
-        SigningKey::from_pem(pem).unwrap().public_key_blob().to_vec()
-    }
-
-    #[test]
-    fn a_blob_is_read_once_and_garbage_is_not_remembered() {
-        let keys = BlobKeys::default();
-        let blob = key_blob();
-        let first = keys.get(blob.clone()).unwrap();
-        let second = keys.get(blob.clone()).unwrap();
-        assert!(Arc::ptr_eq(&first, &second), "the second lookup reuses the key");
-        assert!(keys.get(b"RSA1 but not a blob".to_vec()).is_none());
-        let mut damaged = blob;
-        damaged[0] ^= 0xFF;
-        assert!(keys.get(damaged).is_none());
-        assert_eq!(keys.0.lock().unwrap().len(), 1, "only the real key is kept");
-    }
-
-    #[test]
-    fn a_full_map_is_emptied_before_the_next_key() {
-        let keys = BlobKeys::default();
-        let key = keys.get(key_blob()).unwrap();
-        {
-            let mut map = keys.0.lock().unwrap();
-            for i in 0..BlobKeys::MAX {
-                map.insert(i.to_le_bytes().to_vec(), Arc::clone(&key));
-            }
-        }
-        // Not a key (one byte too long): nothing is evicted for it.
-        let mut long = key_blob();
-        long.push(0);
-        assert!(keys.get(long).is_none());
-        assert_eq!(keys.0.lock().unwrap().len(), BlobKeys::MAX + 1);
-        // A known key is found without eviction; a new one empties the full map first.
-        assert!(Arc::ptr_eq(&keys.get(key_blob()).unwrap(), &key));
-        let other = SigningKey::generate(2048).unwrap().public_key_blob().to_vec();
-        let new = keys.get(other.clone()).unwrap();
-        assert_eq!(keys.0.lock().unwrap().len(), 1);
-        assert!(Arc::ptr_eq(&keys.get(other).unwrap(), &new));
-    }
 }
