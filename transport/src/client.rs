@@ -753,22 +753,24 @@ impl Client {
         // legs of a handshake that must stay on the connection.
         let build = |authorization: Option<&str>, keep_alive: bool| {
             let mut out = Vec::with_capacity(body.len() + 512);
-            out.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
+            for piece in [method, " ", target, " HTTP/1.1\r\n"] {
+                out.extend_from_slice(piece.as_bytes());
+            }
             for (name, value) in headers {
                 let value = if keep_alive && name.eq_ignore_ascii_case("connection") {
                     "keep-alive"
                 } else {
                     value.as_str()
                 };
-                out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                push_field(&mut out, name, value);
             }
             if let Some(auth) = authorization {
-                out.extend_from_slice(format!("Authorization: {auth}\r\n").as_bytes());
+                push_field(&mut out, "Authorization", auth);
             }
             if let (Some(proxy), Scheme::Http) = (&route.proxy, self.scheme)
                 && let Some(auth) = &proxy.authorization
             {
-                out.extend_from_slice(format!("Proxy-Authorization: {auth}\r\n").as_bytes());
+                push_field(&mut out, "Proxy-Authorization", auth);
             }
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(body);
@@ -1659,6 +1661,13 @@ impl Conn<'_> {
         self.io.write_all(request).await.map_err(|e| network(self.context, &e))?;
         self.io.flush().await.map_err(|e| network(self.context, &e))?;
         Box::pin(self.response(limit)).await
+    }
+}
+
+/// Appends the header field `name: value` and its CRLF to a request.
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    for piece in [name, ": ", value, "\r\n"] {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 

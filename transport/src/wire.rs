@@ -196,10 +196,17 @@ pub struct Request {
 impl Request {
     /// The request as HTTP/1.1 bytes: request line, headers, blank line, body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + 256);
-        out.extend_from_slice(format!("{} {} HTTP/1.1\r\n", self.method, self.path).as_bytes());
+        let head: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut out = Vec::with_capacity(
+            self.method.len() + self.path.len() + 13 + head + 2 + self.body.len(),
+        );
+        for piece in [self.method, " ", self.path, " HTTP/1.1\r\n"] {
+            out.extend_from_slice(piece.as_bytes());
+        }
         for (k, v) in &self.headers {
-            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            for piece in [k, ": ", v.as_str(), "\r\n"] {
+                out.extend_from_slice(piece.as_bytes());
+            }
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
