@@ -107,7 +107,8 @@ pub(crate) struct Shared {
     commits: mpsc::Sender<Job>,
     /// The site's Windows accounts (fixed at start), for NTLM on the `windowsauth` vdir.
     windows_accounts: Vec<Credentials>,
-    /// Public keys read from `clientauth` `PublicKey` blobs, by blob ([`preverify`]).
+    /// Public keys read from `clientauth` `PublicKey` blobs, by the blob's hex as sent
+    /// ([`preverify`]).
     blob_keys: KeyMemo,
 }
 
@@ -663,8 +664,13 @@ fn preverify(decoded: &DecodedRequest, keys: &KeyMemo) -> Option<PKey<Public>> {
     let hash =
         HashAlgorithm::from_property(hook_property(hook, &HookPropertyName::HashAlgorithm)).ok()?;
     let signature = from_hex(hook_property(hook, &HookPropertyName::PayloadSignature)?).ok()?;
-    let blob = from_hex(hook_property(hook, &HookPropertyName::PublicKey)?).ok()?;
-    let key = keys.get_or_read(&blob, public_key_from_blob).ok()?;
+    // Remembered by the blob's hex as sent: a key seen before costs no hex decoding either.
+    let blob_hex = hook_property(hook, &HookPropertyName::PublicKey)?;
+    let key = keys
+        .get_or_read(blob_hex.as_bytes(), |_| {
+            from_hex(blob_hex).ok().and_then(|blob| public_key_from_blob(&blob).ok()).ok_or(())
+        })
+        .ok()?;
     verify_reversed(&key, hash, &decoded.payload_as_sent, &signature).ok()?;
     Some(key)
 }
