@@ -652,54 +652,22 @@ impl Site {
     /// Runs several operations as one group that commits together (group commit): `f` calls
     /// any of the site's operations, and each keeps its own outcome (a failed one is rolled
     /// back alone, in its savepoint; a refusal is recorded as usual), but none is durable
-    /// until the group's single transaction commits and is on disk, which happens before
-    /// this returns.
+    /// until the group's single transaction commits, which happens before this returns.
     ///
     /// `Ok` carries `f`'s value: whatever its operations returned is committed. `Err` means the
-    /// group did not commit (or its commit cannot be known to be on disk), whatever the
-    /// operations returned; a server answers none of them as accepted. A panic in `f` rolls
-    /// the group back and resumes.
+    /// group did not commit and nothing of it is stored, whatever the operations returned; a
+    /// server answers none of them as accepted. A panic in `f` rolls the group back and
+    /// resumes.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the transaction cannot begin, commit or reach the disk;
-    /// [`Error::Invalid`] when called inside `f`.
+    /// [`Error::Store`] when the transaction cannot begin or commit; [`Error::Invalid`] when
+    /// called inside `f`.
     pub fn group<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> Result<T, Error> {
-        let (value, durable) = self.run_group(f)?;
-        if durable.wait() { Ok(value) } else { Err(crate::store::not_synced("commit a group")) }
-    }
-
-    /// As [`Site::group`], but returns as soon as the group has committed, without waiting
-    /// for the disk: `then` gets the result once the commit is on disk (`Ok` with `f`'s
-    /// value) or cannot be (`Err`), on this thread or on the database's sync thread. The
-    /// server's committer handles the next group meanwhile, and answers each group's
-    /// requests in `then`, so none is acknowledged before it is durable.
-    pub(crate) fn group_then<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> T,
-        then: impl FnOnce(Result<T, Error>) + Send + 'static,
-    ) {
-        match self.run_group(f) {
-            Ok((value, durable)) => durable.then(move |on_disk| {
-                then(if on_disk {
-                    Ok(value)
-                } else {
-                    Err(crate::store::not_synced("commit a group"))
-                });
-            }),
-            Err(e) => then(Err(e)),
-        }
-    }
-
-    /// [`Site::group`] up to the commit.
-    fn run_group<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> T,
-    ) -> Result<(T, crate::store::Durable), Error> {
         self.store.begin_group()?;
         let faults_before = self.faults_in_force;
         let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
-            Ok(value) => self.store.end_group(true).map(|durable| (value, durable)),
+            Ok(value) => self.store.end_group(true).map(|()| value),
             Err(panic) => {
                 let _ = self.store.end_group(false);
                 if faults_before {

@@ -31,20 +31,17 @@
 //! (401 without a challenge), a dropped-connection fault and a request that cannot be read
 //! close it.
 //!
-//! A message is acknowledged only after the site committed it and the commit is on disk: the
-//! site's work runs to the end of its transaction before the reply is written.
+//! A message is acknowledged only after the site committed it: the site's work runs to the
+//! end of its transaction before the reply is written.
 //!
-//! **Group commit.** Decoding (multipart, inflate, UTF-16, XML) runs in parallel (small bodies
-//! on the async thread that read them, larger ones on the blocking pool). The site's work for
-//! `CCM_POST` requests runs on one committer thread: it takes every decoded request waiting
-//! for it (at most [`MAX_GROUP`]), handles each in a savepoint of one transaction
-//! ([`Site::group`]: the endpoint's fault, the size limit, the site's rules) and commits once.
-//! Each request gets its answer only when that commit is on disk: the database's sync thread
-//! syncs the WAL and then hands out the group's answers, while the committer already works on
-//! the next group. Requests that arrive during a group wait for the next one, so the cost of
-//! a commit (its WAL pages, its `fsync`) is shared by the requests in flight. Each request
-//! keeps its own outcome (a failed one is rolled back alone); a group that cannot commit, or
-//! whose commit cannot be synced, answers every request in it with HTTP 500.
+//! **Group commit.** Decoding (multipart, inflate, UTF-16, XML) runs on the blocking pool,
+//! in parallel. The site's work for `CCM_POST` requests runs on one committer thread: it takes
+//! every decoded request waiting for it (at most [`MAX_GROUP`]), handles each in a savepoint of
+//! one transaction ([`Site::group`]: the endpoint's fault, the size limit, the site's rules),
+//! commits once, and only then hands each request its answer. Requests that arrive during a commit wait for the next group, so the cost of a
+//! commit (its `fsync`, its WAL pages) is shared by the requests in flight. Each request keeps
+//! its own outcome (a failed one is rolled back alone); a group that cannot commit answers every
+//! request in it with HTTP 500, and none of them was stored.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -624,12 +621,10 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
     let answered = loop {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Job {
-            work: Work {
-                decoded: Arc::clone(&decoded),
-                vdir,
-                fault_checked,
-                verified_by: verified_by.clone(),
-            },
+            decoded: Arc::clone(&decoded),
+            vdir,
+            fault_checked,
+            verified_by: verified_by.clone(),
             done,
         };
         if shared.commits.send(job).is_err() {
@@ -675,16 +670,8 @@ fn preverify(decoded: &DecodedRequest, keys: &KeyMemo) -> Option<PKey<Public>> {
     Some(key)
 }
 
-/// A decoded `CCM_POST` request waiting for the committer, and where its answer goes.
+/// A decoded `CCM_POST` request waiting for the committer.
 struct Job {
-    work: Work,
-    /// The site's answer, sent once the group it was handled in has committed and is on
-    /// disk; `Err` when it failed or the group did not commit (answered with HTTP 500).
-    done: tokio::sync::oneshot::Sender<Result<Answer, ()>>,
-}
-
-/// What the committer needs of a request.
-struct Work {
     decoded: Arc<DecodedRequest>,
     vdir: Vdir,
     /// The fault for the endpoint was looked up already (the request waited out a delay).
@@ -692,6 +679,9 @@ struct Work {
     /// The key that verified the `clientauth` `PayloadSignature` on a decode thread
     /// ([`preverify`]); the committer then only compares it with the registered key.
     verified_by: Option<Arc<PKey<Public>>>,
+    /// The site's answer, sent once the group it was handled in has committed; `Err` when it
+    /// failed or the group did not commit (answered with HTTP 500).
+    done: tokio::sync::oneshot::Sender<Result<Answer, ()>>,
 }
 
 /// What the committer sends back for a request.
@@ -723,45 +713,30 @@ fn committer(jobs: &mpsc::Receiver<Job>, shared: &Weak<Shared>) {
             }
         }
         let Some(shared) = shared.upgrade() else { return };
-        commit_group(&shared, group);
+        let answers = commit_group(&shared, &group);
+        drop(shared);
+        for (job, answer) in group.into_iter().zip(answers) {
+            let _ = job.done.send(answer);
+        }
     }
 }
 
-/// Handles `group` in one transaction. Each request gets its answer only once the group's
-/// commit is on disk (from the database's sync thread, see `store::wal_sync`), while this
-/// thread goes on with the next group.
-fn commit_group(shared: &Shared, group: Vec<Job>) {
-    let mut answer_to = Vec::with_capacity(group.len());
-    let work: Vec<Work> = group
-        .into_iter()
-        .map(|Job { work, done }| {
-            answer_to.push(done);
-            work
-        })
-        .collect();
-    let answer = move |answers: Result<Vec<Result<Answer, ()>>, Error>| match answers {
-        Ok(answers) => {
-            for (done, answer) in answer_to.into_iter().zip(answers) {
-                let _ = done.send(answer);
-            }
-        }
-        Err(_) => {
-            for done in answer_to {
-                let _ = done.send(Err(()));
-            }
-        }
-    };
+/// Handles `group` in one transaction; the answers only once it committed.
+fn commit_group(shared: &Shared, group: &[Job]) -> Vec<Result<Answer, ()>> {
     let mut site = shared.site();
-    // A panic rolls the whole group back (`Site::group_then`) and drops `answer`: its
-    // requests get HTTP 500.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        site.group_then(|site| work.iter().map(|w| handle(site, w)).collect::<Vec<_>>(), answer);
+    // A panic rolls the whole group back (`Site::group`); its requests get HTTP 500.
+    let answers = catch_unwind(AssertUnwindSafe(|| {
+        site.group(|site| group.iter().map(|job| handle(site, job)).collect::<Vec<_>>())
     }));
+    match answers {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(_)) | Err(_) => group.iter().map(|_| Err(())).collect(),
+    }
 }
 
 /// The site's work for one request (savepoints of the group's transaction): the fault for
 /// its endpoint, the size limit, the site's rules.
-fn handle(site: &mut Site, job: &Work) -> Result<Answer, ()> {
+fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
     let decoded = &job.decoded;
     let mut force_pending = false;
     if !job.fault_checked {

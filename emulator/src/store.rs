@@ -9,17 +9,13 @@
 //! database failures reach callers as [`crate::Error::Store`] holding an opaque
 //! [`StoreError`], and rows come back as this module's plain record types.
 //!
-//! Durability: the database runs in WAL mode, and an operation returns only once its commit
-//! is on disk ("a message is acknowledged only after it is committed"). The committing
-//! connection runs with `synchronous = NORMAL`, so a commit writes its WAL frames without
-//! waiting for the disk, and a thread of its own (`wal_sync`) syncs the WAL after commits;
-//! [`Store::write`] waits for that sync. Several operations may share one transaction (group
-//! commit, [`crate::Site::group`]): each is a savepoint of its own, rolled back alone when it
-//! fails, and the group's single commit comes with a [`Durable`] ticket that the server
-//! waits for before it answers any of them, while the committer goes on with the next group.
-//! If the sync thread cannot start, SQLite syncs in each commit (`synchronous = FULL`), as
-//! it does for the schema migrations. WAL checkpoints of a file database run on a thread of
-//! their own (`checkpoint`), not in the commit.
+//! Durability: the database runs in WAL mode with `synchronous = FULL`, so a transaction is
+//! on disk when its commit returns; the site's operations each run in one transaction and
+//! return only after it commits ("a message is acknowledged only after it is committed").
+//! Several operations may share one transaction (group commit, [`crate::Site::group`]): each
+//! is a savepoint of its own, rolled back alone when it fails, and the group's single commit
+//! (one `fsync` for all of them) returns before any of them is acknowledged. WAL checkpoints
+//! of a file database run on a thread of their own (`checkpoint`), not in the commit.
 //!
 //! # Schema (version 1)
 //!
@@ -114,15 +110,9 @@ impl std::error::Error for StoreError {
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 mod checkpoint;
-mod wal_sync;
-
-pub(crate) use wal_sync::Durable;
 
 /// The site database.
 pub struct Store {
-    /// Declared first: when the store closes, the sync thread syncs what is committed (and
-    /// runs the last acknowledgements) before the connections close.
-    wal_sync: Option<wal_sync::WalSync>,
     /// Declared before `conn`, so that the checkpoint thread's connection closes first and
     /// this one, the last, checkpoints and removes the WAL.
     checkpointer: Option<checkpoint::Checkpointer>,
@@ -158,19 +148,6 @@ impl Store {
                 .pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(store("configure the database"))?;
             opened.checkpointer = Some(checkpointer);
-        }
-        // Commits write the WAL without syncing it, and a thread of their own syncs it before
-        // anything is acknowledged (see `wal_sync`); SQLite syncs in each commit only if that
-        // thread cannot start.
-        if opened.journal_mode()? == "wal"
-            && let Some(db) = opened.conn.path().filter(|p| !p.is_empty())
-            && let Some(wal_sync) = wal_sync::WalSync::start(format!("{db}-wal").into())
-        {
-            opened
-                .conn
-                .pragma_update(None, "synchronous", "NORMAL")
-                .map_err(store("configure the database"))?;
-            opened.wal_sync = Some(wal_sync);
         }
         Ok(opened)
     }
@@ -217,7 +194,7 @@ impl Store {
             Ok(())
         };
         setup().map_err(store("configure the database"))?;
-        let mut store = Self { wal_sync: None, checkpointer: None, conn, grouped: false };
+        let mut store = Self { checkpointer: None, conn, grouped: false };
         store.migrate()?;
         Ok(store)
     }
@@ -287,9 +264,6 @@ impl Store {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.committed();
         }
-        if !self.committed().wait() {
-            return Err(not_synced("commit"));
-        }
         Ok(value)
     }
 
@@ -327,10 +301,9 @@ impl Store {
     }
 
     /// Ends the group: commits it when `commit`, else rolls it back. `Ok` means every
-    /// operation of the group that returned `Ok` is committed, and durable once the
-    /// [`Durable`] says so (see the module docs); nothing of the group may be acknowledged
-    /// before that.
-    pub(crate) fn end_group(&mut self, commit: bool) -> Result<Durable, Error> {
+    /// operation of the group that returned `Ok` is committed (durable as the `synchronous`
+    /// setting makes commits, see the module docs).
+    pub(crate) fn end_group(&mut self, commit: bool) -> Result<(), Error> {
         self.grouped = false;
         if self.conn.is_autocommit() {
             // SQLite rolled the transaction back itself (an I/O error, a full disk): none of
@@ -343,7 +316,7 @@ impl Store {
                     if let Some(checkpointer) = &self.checkpointer {
                         checkpointer.committed();
                     }
-                    return Ok(self.committed());
+                    return Ok(());
                 }
                 Err(e) => {
                     if !self.conn.is_autocommit() {
@@ -354,12 +327,7 @@ impl Store {
             }
         }
         self.conn.execute_cached("ROLLBACK", []).map_err(store("roll a group back"))?;
-        Ok(Durable::now())
-    }
-
-    /// The ticket for a commit just made: on disk already when SQLite syncs in its commits.
-    fn committed(&self) -> Durable {
-        self.wal_sync.as_ref().map_or_else(Durable::now, wal_sync::WalSync::committed)
+        Ok(())
     }
 
     /// One operation of a group, in a savepoint.
@@ -386,16 +354,6 @@ impl Store {
         ended.map_err(store("end an operation"))?;
         value
     }
-}
-
-/// The error of a commit that did not reach the disk (the WAL sync failed), as SQLite reports
-/// a failed sync in a commit of its own.
-pub(crate) fn not_synced(what: &'static str) -> Error {
-    let failure = rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
-        Some("syncing the WAL failed; the commit may not be on disk".to_owned()),
-    );
-    Error::Store { what, source: StoreError(failure) }
 }
 
 /// The error of a group whose transaction SQLite ended on its own.
@@ -2079,7 +2037,7 @@ mod tests {
         for i in 0..n {
             log(store, &format!("{prefix}{i:04}-{}", "x".repeat(300))).unwrap();
         }
-        assert!(store.end_group(true).unwrap().wait(), "the group reached the disk");
+        store.end_group(true).unwrap();
     }
 
     fn temp_db(name: &str) -> std::path::PathBuf {
@@ -2087,36 +2045,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("site.db")
-    }
-
-    #[test]
-    fn a_file_database_syncs_the_wal_on_its_own_thread_before_anything_is_acknowledged() {
-        let path = temp_db("walsync");
-        let mut store = Store::open(&path).unwrap();
-        let synchronous: i64 =
-            store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
-        assert_eq!(synchronous, 1, "NORMAL: commits do not sync, the sync thread does");
-        // A write on its own returns only once its commit is on disk.
-        log(&mut store, "single").unwrap();
-        let (committed, synced, syncs, failed) = store.wal_sync.as_ref().unwrap().counts();
-        assert!(committed >= 1 && synced == committed && syncs >= 1 && !failed);
-        // A group's commit is on disk when its ticket says so.
-        store.begin_group().unwrap();
-        log(&mut store, "grouped").unwrap();
-        let durable = store.end_group(true).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        durable.then(move |on_disk| tx.send(on_disk).unwrap());
-        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(true));
-        let (committed, synced, _, _) = store.wal_sync.as_ref().unwrap().counts();
-        assert_eq!(synced, committed);
-        // An in-memory database syncs nothing: its tickets are durable at once.
-        let mut memory = Store::open_in_memory().unwrap();
-        assert!(memory.wal_sync.is_none());
-        memory.begin_group().unwrap();
-        log(&mut memory, "memory").unwrap();
-        assert!(memory.end_group(true).unwrap().wait());
-        drop(store);
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
@@ -2203,7 +2131,7 @@ mod tests {
         // Reads inside the group see what it wrote so far.
         assert_eq!(logged(&store), ["{a}", "{c}"]);
         assert!(store.begin_group().is_err(), "groups do not nest");
-        assert!(store.end_group(true).unwrap().wait());
+        store.end_group(true).unwrap();
         assert_eq!(logged(&store), ["{a}", "{c}"]);
         // After the group, writes are transactions of their own again.
         log(&mut store, "{d}").unwrap();
@@ -2215,7 +2143,7 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         store.begin_group().unwrap();
         log(&mut store, "{a}").unwrap();
-        assert!(store.end_group(false).unwrap().wait());
+        store.end_group(false).unwrap();
         assert!(logged(&store).is_empty());
     }
 

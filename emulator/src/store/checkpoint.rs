@@ -7,9 +7,9 @@
 //! after each commit it wakes this thread, which runs `PRAGMA wal_checkpoint(PASSIVE)` on a
 //! connection of its own, at most every [`PASS_INTERVAL`] unless asked to hurry.
 //!
-//! Durability does not change: a commit is on disk when the WAL is synced, which the WAL
-//! sync thread does before anything is acknowledged (`wal_sync`); a checkpoint only moves
-//! pages that are already durable, and syncs the WAL before and the database file after.
+//! Durability does not change: a commit is on disk when the WAL is synced, which the
+//! committing connection still does (`synchronous = FULL`); a checkpoint only moves pages
+//! that are already durable, and syncs the WAL before and the database file after.
 //!
 //! A passive checkpoint never waits for the writer, so under steady load the WAL would keep
 //! growing: SQLite starts writing it from the beginning again only when a write transaction
