@@ -762,15 +762,15 @@ impl Client {
                 } else {
                     value.as_str()
                 };
-                push_field(&mut out, name, value);
+                wire::push_field(&mut out, name, value);
             }
             if let Some(auth) = authorization {
-                push_field(&mut out, "Authorization", auth);
+                wire::push_field(&mut out, "Authorization", auth);
             }
             if let (Some(proxy), Scheme::Http) = (&route.proxy, self.scheme)
                 && let Some(auth) = &proxy.authorization
             {
-                push_field(&mut out, "Proxy-Authorization", auth);
+                wire::push_field(&mut out, "Proxy-Authorization", auth);
             }
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(body);
@@ -1661,13 +1661,6 @@ impl Conn<'_> {
         self.io.write_all(request).await.map_err(|e| network(self.context, &e))?;
         self.io.flush().await.map_err(|e| network(self.context, &e))?;
         Box::pin(self.response(limit)).await
-    }
-}
-
-/// Appends the header field `name: value` and its CRLF to a request.
-fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
-    for piece in [name, ": ", value, "\r\n"] {
-        out.extend_from_slice(piece.as_bytes());
     }
 }
 

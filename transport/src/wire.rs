@@ -204,13 +204,18 @@ impl Request {
             out.extend_from_slice(piece.as_bytes());
         }
         for (k, v) in &self.headers {
-            for piece in [k, ": ", v.as_str(), "\r\n"] {
-                out.extend_from_slice(piece.as_bytes());
-            }
+            push_field(&mut out, k, v);
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
         out
+    }
+}
+
+/// Appends the header field `name: value` and its CRLF to a request.
+pub(crate) fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    for piece in [name, ": ", value, "\r\n"] {
+        out.extend_from_slice(piece.as_bytes());
     }
 }
 
