@@ -13,11 +13,12 @@ use cmmp_model::kinds::{
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
 use cmmp_model::{Endpoint, MessageExt};
 use cmmp_transport::msg::HostName;
+use cmmp_transport::multipart::content_type;
 use cmmp_transport::payload::Attachment;
 use cmmp_transport::sign::{HashAlgorithm, SigningKey, verify_reversed};
 use cmmp_transport::wire::{
-    DecodeLimits, Fresh, Settings, Signer, build_request, client_auth_signatures, decode_request,
-    parse_http_request,
+    DecodeLimits, DecodedRequest, Fresh, Request, Settings, Signer, build_request,
+    client_auth_signatures, decode_request, parse_http_request,
 };
 
 fn dir() -> PathBuf {
@@ -93,7 +94,7 @@ macro_rules! decoded_as {
 }
 
 /// The request's `PayloadSignature` verifies with `key` over the payload as sent (SHA-256).
-fn assert_payload_signed_by(key: &SigningKey, decoded: &cmmp_transport::wire::DecodedRequest) {
+fn assert_payload_signed_by(key: &SigningKey, decoded: &DecodedRequest) {
     let (sig, _) = client_auth_signatures(&decoded.header).unwrap();
     let sig = sig.parse::<cmmp_model::value::HexBytes>().unwrap().0;
     verify_reversed(
@@ -103,6 +104,11 @@ fn assert_payload_signed_by(key: &SigningKey, decoded: &cmmp_transport::wire::De
         &sig,
     )
     .unwrap();
+}
+
+/// Decodes a built request's body as an MP would, with cmmp's multipart content type.
+fn decode(request: &Request) -> Result<DecodedRequest, cmmp_transport::Error> {
+    decode_request(Some(&content_type()), &request.body, DecodeLimits::default())
 }
 
 fn body<K: Endpoint>(path: &str) -> K {
@@ -179,12 +185,7 @@ fn header_and_attachment_kinds_send_a_header_only_body() {
     let signer = Signer::new(&key, client(), HashAlgorithm::Sha256).unwrap();
     let ddr = body::<DdrReport>("ddr/full.xml");
     let request = build_request(&settings(), &ddr, vec![], Some(&signer), fresh()).unwrap();
-    let decoded = decode_request(
-        Some(&cmmp_transport::multipart::content_type()),
-        &request.body,
-        DecodeLimits::default(),
-    )
-    .unwrap();
+    let decoded = decode(&request).unwrap();
     assert!(decoded.body_xml.ends_with("<ReportBody/></Report>"), "{}", decoded.body_xml);
     assert_eq!(decoded.attachments.len(), 1);
     assert_eq!(decoded.attachments[0].0, "{00000000-0000-0000-0000-000000000003}");
@@ -204,12 +205,7 @@ fn header_and_attachment_kinds_send_a_header_only_body() {
     // A body-only kind has no separate report text.
     let state = body::<StateMessages>("state/app-and-heartbeat.xml");
     let request = build_request(&settings(), &state, vec![], Some(&signer), fresh()).unwrap();
-    let decoded = decode_request(
-        Some(&cmmp_transport::multipart::content_type()),
-        &request.body,
-        DecodeLimits::default(),
-    )
-    .unwrap();
+    let decoded = decode(&request).unwrap();
     assert_eq!(decoded.report_xml, None);
 }
 
@@ -240,13 +236,16 @@ fn encrypted_payloads_decrypt_with_the_mp_key_and_still_verify() {
     let signer = Signer::new(&key, client(), HashAlgorithm::Sha256).unwrap();
     let state = body::<StateMessages>("state/app-and-heartbeat.xml");
     let request = build_request(&settings, &state, vec![], Some(&signer), fresh()).unwrap();
-    let ct = cmmp_transport::multipart::content_type();
-    let refused = decode_request(Some(&ct), &request.body, DecodeLimits::default()).unwrap_err();
+    let refused = decode(&request).unwrap_err();
     assert!(refused.to_string().contains("encrypted"), "{refused}");
     let mp_key = (mp.encryption_key(), mp.encryption_cert());
-    let decoded =
-        decode_request_with_key(Some(&ct), &request.body, DecodeLimits::default(), Some(mp_key))
-            .unwrap();
+    let decoded = decode_request_with_key(
+        Some(&content_type()),
+        &request.body,
+        DecodeLimits::default(),
+        Some(mp_key),
+    )
+    .unwrap();
     assert!(matches!(&decoded.message, Inbound::StateMessages(d) if d.0 == state.0));
     assert_payload_signed_by(&key, &decoded);
 }
@@ -261,8 +260,7 @@ fn a_faster_compression_level_still_decodes_and_verifies() {
     let default = build_request(&settings(), &ddr, vec![], Some(&signer), fresh()).unwrap();
     let request = build_request(&fast, &ddr, vec![], Some(&signer), fresh()).unwrap();
     assert_ne!(request.body, default.body, "level 1 deflates differently");
-    let ct = cmmp_transport::multipart::content_type();
-    let decoded = decode_request(Some(&ct), &request.body, DecodeLimits::default()).unwrap();
+    let decoded = decode(&request).unwrap();
     assert_eq!(&decoded.payload_as_sent[..2], &[0x78, 0x01]);
     assert!(matches!(&decoded.message, Inbound::DdrReport(d) if d.0 == ddr.0));
     assert_payload_signed_by(&key, &decoded);
