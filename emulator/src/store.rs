@@ -2097,6 +2097,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
+    #[test]
+    fn a_wait_already_satisfied_does_not_hurry_a_later_pass() {
+        let path = temp_db("stale");
+        let mut store = Store::open(&path).unwrap();
+        fn checkpointer(store: &Store) -> &super::checkpoint::Checkpointer {
+            store.checkpointer.as_ref().unwrap()
+        }
+        checkpointer(&store).set_interval(std::time::Duration::from_secs(3_600));
+        group_of(&mut store, "a", 10);
+        checkpointer(&store).wait_covered();
+        // Everything is covered: this wait needs no pass and must not ask for one.
+        let (_, passes, _) = checkpointer(&store).wait_covered();
+        group_of(&mut store, "b", 10);
+        // The interval is an hour, so nothing may copy group "b" back until someone waits.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(checkpointer(&store).passes(), passes, "a pass nobody asked for");
+        let (_, after, _) = checkpointer(&store).wait_covered();
+        assert_eq!(after, passes + 1);
+        drop(store);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
     fn logged(store: &Store) -> Vec<String> {
         let mut ids: Vec<String> = store
             .read(|tx| tx.messages(None, 100))

@@ -40,8 +40,10 @@ struct State {
     committed: u64,
     /// Commits whose frames the last finished pass covered.
     covered: u64,
-    /// A group waits for a pass (skip the interval).
-    hurry: bool,
+    /// The commit count a waiter needs covered: a pass for it skips the interval. A count,
+    /// not a flag, so that a wait which a pass already under way satisfied leaves nothing
+    /// behind to hurry a later, unasked-for pass.
+    wanted: u64,
     /// The shortest time between passes ([`PASS_INTERVAL`]; tests change it).
     interval: Duration,
     /// Frames in the WAL after the last pass (`log` of `wal_checkpoint`).
@@ -82,7 +84,7 @@ impl Checkpointer {
         let state = State {
             committed: 0,
             covered: 0,
-            hurry: false,
+            wanted: 0,
             interval: PASS_INTERVAL,
             wal_frames: 0,
             passes: 0,
@@ -119,7 +121,7 @@ impl Checkpointer {
             return;
         }
         let target = state.committed;
-        state.hurry = true;
+        state.wanted = state.wanted.max(target);
         self.shared.1.notify_all();
         let deadline = Instant::now() + SETTLE_TIMEOUT;
         while state.covered < target && !state.stop {
@@ -139,12 +141,18 @@ impl Checkpointer {
         self.shared.1.notify_all();
     }
 
+    /// Passes run so far, without waiting (tests).
+    #[cfg(test)]
+    pub(super) fn passes(&self) -> u64 {
+        self.state().passes
+    }
+
     /// Waits until a pass covers every commit so far (tests).
     #[cfg(test)]
     pub(super) fn wait_covered(&self) -> (i64, u64, u64) {
         let mut state = self.state();
         let target = state.committed;
-        state.hurry = true;
+        state.wanted = state.wanted.max(target);
         self.shared.1.notify_all();
         while state.covered < target {
             state = self.shared.1.wait(state).unwrap_or_else(PoisonError::into_inner);
@@ -173,6 +181,9 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 fn run(conn: &Connection, shared: &(Mutex<State>, Condvar)) {
     let (state, wake) = shared;
     let mut last_pass: Option<Instant> = None;
+    // The commit count the last pass was for: a waiter hurries a pass only for commits beyond
+    // it, so a pass that failed is tried again at the interval, not in a busy loop.
+    let mut attempted = 0;
     loop {
         let target = {
             let mut s = lock(state);
@@ -184,7 +195,7 @@ fn run(conn: &Connection, shared: &(Mutex<State>, Condvar)) {
                     let interval = s.interval;
                     let due = last_pass
                         .map_or(Duration::ZERO, |at| interval.saturating_sub(at.elapsed()));
-                    if s.hurry || due.is_zero() {
+                    if s.wanted > attempted || due.is_zero() {
                         break;
                     }
                     s = wake.wait_timeout(s, due).unwrap_or_else(PoisonError::into_inner).0;
@@ -192,9 +203,9 @@ fn run(conn: &Connection, shared: &(Mutex<State>, Condvar)) {
                     s = wake.wait(s).unwrap_or_else(PoisonError::into_inner);
                 }
             }
-            s.hurry = false;
             s.committed
         };
+        attempted = target;
         last_pass = Some(Instant::now());
         // (busy, frames in the WAL, frames copied back); a pass that fails is tried again
         // with the next commit.
