@@ -28,6 +28,7 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
     let mut inbound_variants = Vec::new();
     let mut inbound_arms = Vec::new();
     let mut inbound_names = Vec::new();
+    let mut inbound_layouts = Vec::new();
 
     for k in &manifest.kinds {
         let Some((bm, bt)) = root_type(modules, &k.schema, &k.root) else { continue };
@@ -117,6 +118,7 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
         let vdoc = format!(" A [`{}`] message.", k.name);
         inbound_variants.push(quote! { #[doc = #vdoc] #name(#name) });
         inbound_names.push(quote! { Self::#name(_) => #kind_name, });
+        inbound_layouts.push(quote! { Self::#name(_) => <#name as #rt::Endpoint>::LAYOUT, });
         let ft_check = match &k.file_type {
             Some(ft) => quote! { file_type.is_some_and(|f| f.eq_ignore_ascii_case(#ft)) },
             None => quote! { file_type.is_none() },
@@ -168,6 +170,13 @@ pub(crate) fn kinds_file(ctx: &Ctx, manifest: &Manifest, modules: &[Module]) -> 
             pub fn kind_name(&self) -> &'static str {
                 match *self {
                     #(#inbound_names)*
+                }
+            }
+
+            /// How the kind lays out its body and attachments (its `Endpoint::LAYOUT`).
+            pub fn layout(&self) -> #rt::Layout {
+                match *self {
+                    #(#inbound_layouts)*
                 }
             }
         }

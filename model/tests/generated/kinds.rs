@@ -667,6 +667,43 @@ impl Inbound {
             Self::StatusMessage(_) => "StatusMessage",
         }
     }
+    /// How the kind lays out its body and attachments (its `Endpoint::LAYOUT`).
+    pub fn layout(&self) -> ::cmmp_model::Layout {
+        match *self {
+            Self::ClientRegistration(_) => {
+                <ClientRegistration as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::PolicyAssignments(_) => {
+                <PolicyAssignments as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::ContentLocation(_) => {
+                <ContentLocation as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::WsusLocation(_) => <WsusLocation as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::LocalMpLocation(_) => {
+                <LocalMpLocation as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::EnumerateMpLocation(_) => {
+                <EnumerateMpLocation as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::SiteInformation(_) => {
+                <SiteInformation as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::AssignedSite(_) => <AssignedSite as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::DdrReport(_) => <DdrReport as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::HinvReport(_) => <HinvReport as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::SinvReport(_) => <SinvReport as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::FileCollection(_) => <FileCollection as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::StateMessages(_) => <StateMessages as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::SoftwareMetering(_) => {
+                <SoftwareMetering as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::IdmifCollection(_) => {
+                <IdmifCollection as ::cmmp_model::Endpoint>::LAYOUT
+            }
+            Self::StatusMessage(_) => <StatusMessage as ::cmmp_model::Endpoint>::LAYOUT,
+        }
+    }
 }
 /// Any document of any schema, by schema file stem (`ddr`, `location`, …).
 #[derive(Clone, Debug, PartialEq, ::serde::Deserialize, ::serde::Serialize)]
