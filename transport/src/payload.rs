@@ -210,17 +210,33 @@ pub fn split<'p>(
 ///
 /// [`PayloadError::NotAReport`] when `report_xml` does not end in `ReportBody` + `</Report>`.
 pub fn header_only(report_xml: &str) -> Result<String, PayloadError> {
-    let end = report_xml.strip_suffix("</Report>").ok_or(PayloadError::NotAReport)?;
+    let head = report_head(report_xml).ok_or(PayloadError::NotAReport)?;
+    Ok(format!("{head}{EMPTY_BODY}"))
+}
+
+/// Whether `body` is exactly [`header_only`] of `report_xml`, without building it (a
+/// management point reading a header-and-attachment kind checks this on every report).
+pub fn is_header_only_of(body: &str, report_xml: &str) -> bool {
+    report_head(report_xml).is_some_and(|head| {
+        body.len() == head.len() + EMPTY_BODY.len()
+            && body.starts_with(head)
+            && body.ends_with(EMPTY_BODY)
+    })
+}
+
+/// What [`header_only`] puts after the report's head.
+const EMPTY_BODY: &str = "<ReportBody/></Report>";
+
+/// Everything before the `ReportBody` element of a report that ends with it, or `None`.
+fn report_head(report_xml: &str) -> Option<&str> {
+    let end = report_xml.strip_suffix("</Report>")?;
     // The first `<ReportBody` is the element: markup in the header before it has none, and
     // text escapes `<`. Searching from the front does not scan a 2 MB body.
-    let at = end.find("<ReportBody").ok_or(PayloadError::NotAReport)?;
+    let at = end.find("<ReportBody")?;
     let tail = &end[at..];
-    if !(tail == "<ReportBody/>"
+    (tail == "<ReportBody/>"
         || (tail.starts_with("<ReportBody>") && tail.ends_with("</ReportBody>")))
-    {
-        return Err(PayloadError::NotAReport);
-    }
-    Ok(format!("{}<ReportBody/></Report>", &end[..at]))
+    .then(|| &end[..at])
 }
 
 /// The body XML and the derived attachments of a kind with `layout` (house style HS-55).
@@ -258,7 +274,8 @@ mod tests {
     use cmmp_model::Layout;
 
     use super::{
-        Attachment, PayloadError, build, build_for_layout, header_only, layout_parts, split,
+        Attachment, PayloadError, build, build_for_layout, header_only, is_header_only_of,
+        layout_parts, split,
     };
 
     #[test]
@@ -308,6 +325,25 @@ mod tests {
             "<Report><ReportBody/></Report>"
         );
         assert_eq!(header_only("<Status/>").unwrap_err(), PayloadError::NotAReport);
+    }
+
+    #[test]
+    fn is_header_only_of_agrees_with_header_only() {
+        let full =
+            "<Report><ReportHeader><A>1</A></ReportHeader><ReportBody><I/></ReportBody></Report>";
+        let body = header_only(full).unwrap();
+        assert!(is_header_only_of(&body, full));
+        // One character different anywhere, or the full report itself: not its header.
+        assert!(!is_header_only_of(&body.replace('1', "2"), full));
+        assert!(!is_header_only_of(
+            &body.replace("<ReportBody/>", "<ReportBody></ReportBody>"),
+            full
+        ));
+        assert!(!is_header_only_of(&format!("{body} "), full));
+        assert!(!is_header_only_of(&body[1..], full));
+        assert!(!is_header_only_of(full, full));
+        assert!(!is_header_only_of(&body, "<Status/>"));
+        assert!(!is_header_only_of("", ""));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use cmmp_model::kinds::Inbound;
 use cmmp_model::msg::{HookName, HookPropertyName, Msg};
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
-use cmmp_model::{Endpoint, MessageExt, Signing};
+use cmmp_model::{Endpoint, Layout, MessageExt, Signing};
 
 use crate::body::{BomPolicy, decode_body, decode_header};
 use crate::error::Error;
@@ -430,20 +430,40 @@ pub fn decode_request_with_key(
         payload::split(&payload, body_range, &ranges)?;
     let body_xml = decode_body(body_bytes)?;
     let ft = file_type(&header);
-    let mut message = Inbound::decode(&header.target_endpoint, ft, &body_xml)?;
-    let mut report_xml = None;
-    // Header-and-attachment kinds: the full report travels as a BOM-prefixed attachment.
-    for (_, bytes) in &attachments {
-        if bytes.starts_with(&[0xFF, 0xFE])
-            && let Ok(text) = decode_header(bytes, BomPolicy::Required)
-            && let Ok(full) = Inbound::decode(&header.target_endpoint, ft, &text)
-            && full.kind_name() == message.kind_name()
-        {
-            message = full;
-            report_xml = Some(text);
-            break;
+    let endpoint = &header.target_endpoint;
+    // Header-and-attachment kinds: the full report travels as a BOM-prefixed attachment. The
+    // candidates, in payload order, decoded as they are needed.
+    let mut reports = attachments.iter().filter(|(_, b)| b.starts_with(&[0xFF, 0xFE])).map(
+        |(_, bytes)| -> Option<(Inbound, String)> {
+            let text = decode_header(bytes, BomPolicy::Required).ok()?;
+            Some((Inbound::decode(endpoint, ft, &text).ok()?, text))
+        },
+    );
+    let first = reports.next().flatten();
+    // When the body is exactly the header-only form of the first full report (what every
+    // sender of this layout writes), decoding the body would read the same header again under
+    // the same endpoint, `FileType` and root: it would give the same kind, and the search
+    // below would pick this very report. So the body is not decoded a second time.
+    let header_of_first = first.as_ref().is_some_and(|(full, text)| {
+        matches!(full.layout(), Layout::HeaderAndAttachment { .. })
+            && payload::is_header_only_of(&body_xml, text)
+    });
+    let (message, report_xml) = match first {
+        Some((full, text)) if header_of_first => (full, Some(text)),
+        first => {
+            let mut message = Inbound::decode(endpoint, ft, &body_xml)?;
+            let mut report_xml = None;
+            if let Some((full, text)) = first
+                .into_iter()
+                .chain(reports.flatten())
+                .find(|(full, _)| full.kind_name() == message.kind_name())
+            {
+                message = full;
+                report_xml = Some(text);
+            }
+            (message, report_xml)
         }
-    }
+    };
     Ok(DecodedRequest {
         header,
         payload_as_sent,

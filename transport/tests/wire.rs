@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cmmp_model::DeliveryKind;
 use cmmp_model::kinds::{
     AssignedSite, ClientRegistration, ContentLocation, DdrReport, EnumerateMpLocation,
     FileCollection, HinvReport, IdmifCollection, Inbound, LocalMpLocation, PolicyAssignments,
@@ -12,9 +13,11 @@ use cmmp_model::kinds::{
 };
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
 use cmmp_model::{Endpoint, MessageExt};
-use cmmp_transport::msg::HostName;
+use cmmp_transport::body::{BomPolicy, decode_header, encode_header};
+use cmmp_transport::msg::{HostName, file_type};
 use cmmp_transport::multipart::content_type;
 use cmmp_transport::payload::Attachment;
+use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::sign::{HashAlgorithm, SigningKey, verify_reversed};
 use cmmp_transport::wire::{
     DecodeLimits, DecodedRequest, Fresh, Request, Settings, Signer, build_request,
@@ -80,6 +83,12 @@ fn check<K: Endpoint>(
         decode_request(http.header("Content-Type"), http.body, DecodeLimits::default()).unwrap();
     assert_eq!(decoded.header.target_endpoint, K::ENDPOINT);
     assert!(expect(&decoded.message, &kind), "{}: decoded message differs", K::NAME);
+    assert_eq!(
+        (&decoded.message, decoded.report_xml.as_deref()),
+        (&by_the_rule(&decoded).0, by_the_rule(&decoded).1.as_deref()),
+        "{}: not what the body and its attachments give",
+        K::NAME
+    );
     if client_auth_signatures(&decoded.header).is_some() {
         assert_payload_signed_by(&key, &decoded);
     } else {
@@ -104,6 +113,25 @@ fn assert_payload_signed_by(key: &SigningKey, decoded: &DecodedRequest) {
         &sig,
     )
     .unwrap();
+}
+
+/// The message and report text of a decoded request's parts by the rule of §4.5, decoded
+/// in full: the body's kind, replaced by the first BOM-prefixed attachment that decodes to
+/// the same kind. `decode_request` skips decoding a header-only body; this does not.
+fn by_the_rule(decoded: &DecodedRequest) -> (Inbound, Option<String>) {
+    let endpoint = &decoded.header.target_endpoint;
+    let ft = file_type(&decoded.header);
+    let body = Inbound::decode(endpoint, ft, &decoded.body_xml).unwrap();
+    for (_, bytes) in &decoded.attachments {
+        if bytes.starts_with(&[0xFF, 0xFE])
+            && let Ok(text) = decode_header(bytes, BomPolicy::Required)
+            && let Ok(full) = Inbound::decode(endpoint, ft, &text)
+            && full.kind_name() == body.kind_name()
+        {
+            return (full, Some(text));
+        }
+    }
+    (body, None)
 }
 
 /// Decodes a built request's body as an MP would, with cmmp's multipart content type.
@@ -187,6 +215,7 @@ fn header_and_attachment_kinds_send_a_header_only_body() {
     let request = build_request(&settings(), &ddr, vec![], Some(&signer), fresh()).unwrap();
     let decoded = decode(&request).unwrap();
     assert!(decoded.body_xml.ends_with("<ReportBody/></Report>"), "{}", decoded.body_xml);
+    assert_eq!(decoded.message.layout(), DdrReport::LAYOUT);
     assert_eq!(decoded.attachments.len(), 1);
     assert_eq!(decoded.attachments[0].0, "{00000000-0000-0000-0000-000000000003}");
     assert_eq!(&decoded.attachments[0].1[..2], &[0xFF, 0xFE]);
@@ -202,11 +231,47 @@ fn header_and_attachment_kinds_send_a_header_only_body() {
     assert_eq!(decoded.report_xml.as_deref(), Some(text.as_str()));
     assert_eq!(decoded.report_xml, Some(doc("ddr/full.xml").trim_end().to_owned()));
 
+    // The same parts sent through the raw API, with bodies other than the header-only form
+    // of the attachment: the body is decoded for itself, as before.
+    let full = doc("ddr/full.xml").trim_end().to_owned();
+    let header_only = cmmp_transport::payload::header_only(&full).unwrap();
+    let raw = |body: &str| {
+        let mut message = RawMessage::new();
+        message.set_target_endpoint("MP_DdrEndpoint").unwrap();
+        message.set_body_from_string(body);
+        let mut attachment = Vec::new();
+        encode_header(&full, &mut attachment);
+        message.set_attachment_from_buffer("{00000000-0000-0000-0000-000000000003}", attachment);
+        message.set_security_flags(SecurityFlags::SIGN_MESSAGE | SecurityFlags::COMPRESS_MESSAGE);
+        let request = message.to_request(DeliveryKind::Post, &settings(), Some(&signer), fresh());
+        decode(&request.unwrap())
+    };
+    let reference = decode(&request).unwrap();
+    // Byte for byte the form `build_request` sends: the same message and report text.
+    let same = raw(&header_only).unwrap();
+    assert_eq!(
+        (same.message, same.report_xml),
+        (reference.message.clone(), reference.report_xml.clone())
+    );
+    // Another spelling of the empty body, a whole report as the body: still the attachment's
+    // report, by the rule.
+    for body in [header_only.replace("<ReportBody/>", "<ReportBody></ReportBody>"), full.clone()] {
+        let other = raw(&body).unwrap();
+        assert_eq!(other.message, reference.message);
+        assert_eq!(other.report_xml, reference.report_xml);
+        assert_eq!(other.message, by_the_rule(&other).0);
+    }
+    // A body that does not decode fails the request, whatever the attachment holds.
+    let broken = header_only.replacen("<ReportHeader>", "<ReportHeader><Oops>", 1);
+    assert!(matches!(raw(&broken), Err(cmmp_transport::Error::Decode(_))), "{:?}", raw(&broken));
+    assert!(raw("<Report>").is_err());
+
     // A body-only kind has no separate report text.
     let state = body::<StateMessages>("state/app-and-heartbeat.xml");
     let request = build_request(&settings(), &state, vec![], Some(&signer), fresh()).unwrap();
     let decoded = decode(&request).unwrap();
     assert_eq!(decoded.report_xml, None);
+    assert_eq!(decoded.message.layout(), cmmp_model::Layout::Body);
 }
 
 #[test]
