@@ -116,13 +116,15 @@ impl XmlValue for HexBytes {
         if !pairs.remainder().is_empty() {
             return Err(ValueError::new(EXPECTED, "odd number of hex digits", text));
         }
-        pairs
-            .map(|pair| match (hex_digit_value(pair[0]), hex_digit_value(pair[1])) {
-                (Some(high), Some(low)) => Ok(high << 4 | low),
-                _ => Err(ValueError::new(EXPECTED, "expected only hex digits", text)),
-            })
-            .collect::<Result<Vec<u8>, ValueError>>()
-            .map(Self)
+        // Sized up front: collecting into a `Result` would grow the vector from empty.
+        let mut bytes = Vec::with_capacity(digits.len() / 2);
+        for pair in pairs {
+            match (hex_digit_value(pair[0]), hex_digit_value(pair[1])) {
+                (Some(high), Some(low)) => bytes.push(high << 4 | low),
+                _ => return Err(ValueError::new(EXPECTED, "expected only hex digits", text)),
+            }
+        }
+        Ok(Self(bytes))
     }
 
     fn write_xml(&self, out: &mut String) {
@@ -139,7 +141,15 @@ impl_str_traits!(HexBytes, "a string of hex digits");
 
 #[cfg(test)]
 mod tests {
-    use super::{EXPECTED, HexBytes, ValueError, XmlValue};
+    use super::{EXPECTED, HexBytes, ValueError, XmlValue, hex_digit_value};
+
+    #[test]
+    fn every_byte_has_the_hex_value_char_gives_it() {
+        for byte in 0..=u8::MAX {
+            let expected = char::from(byte).to_digit(16).map(|d| u8::try_from(d).unwrap());
+            assert_eq!(hex_digit_value(byte), expected, "byte {byte:#04x}");
+        }
+    }
     use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
 
     fn xml(value: &HexBytes) -> String {
