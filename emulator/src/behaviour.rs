@@ -1930,7 +1930,7 @@ fn verify_client_auth(
     }
     let cert = match client.proxy {
         Some(p) => {
-            let proxy = tx.client(p)?.ok_or(Refusal::UnknownProxy)?;
+            let proxy = tx.proxy_signer(p)?.ok_or(Refusal::UnknownProxy)?;
             // A blocked ISV proxy no longer speaks for its clients.
             if proxy.blocked {
                 return Err(Refusal::Blocked.into());
@@ -2660,7 +2660,7 @@ fn authenticate_token(
 /// The certificate that signs for `client`: its own, or its ISV proxy's.
 fn signing_cert_of(tx: &Tx<'_>, client: &ClientRecord) -> Result<Vec<u8>, Denied> {
     match client.proxy {
-        Some(p) => Ok(tx.client(p)?.map(|p| p.signing_cert).ok_or(Refusal::UnknownProxy)?),
+        Some(p) => Ok(tx.proxy_signer(p)?.map(|p| p.signing_cert).ok_or(Refusal::UnknownProxy)?),
         None => Ok(client.signing_cert.clone()),
     }
 }

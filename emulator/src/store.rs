@@ -434,6 +434,15 @@ impl fmt::Display for FaultId {
     }
 }
 
+/// An ISV proxy as [`Tx::proxy_signer`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxySigner {
+    /// The proxy is blocked: it no longer speaks for its clients.
+    pub(crate) blocked: bool,
+    /// Its signing certificate (DER), which signs its clients' messages.
+    pub(crate) signing_cert: Vec<u8>,
+}
+
 /// A client record.
 #[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -895,6 +904,20 @@ impl Tx<'_> {
             )
             .map_err(store("update a client"))?;
         Ok(())
+    }
+
+    /// What an ISV proxy's clients' messages need of the proxy: whether it is blocked, and
+    /// its signing certificate (the whole record, with its other certificate and conflict
+    /// lookup, for every message of every client was a tenth of a DDR's statements).
+    pub(crate) fn proxy_signer(&self, id: ClientId) -> Result<Option<ProxySigner>, Error> {
+        self.conn
+            .query_row_cached(
+                "SELECT blocked, signing_cert FROM clients WHERE id = ?1",
+                params![id.0],
+                |r| Ok(ProxySigner { blocked: r.get(0)?, signing_cert: r.get(1)? }),
+            )
+            .optional()
+            .map_err(store("read an ISV proxy"))
     }
 
     pub(crate) fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, Error> {
