@@ -35,6 +35,10 @@ impl Inbound {
     pub fn kind_name(&self) -> &'static str {
         match *self {}
     }
+    /// How the kind lays out its body and attachments (its `Endpoint::LAYOUT`).
+    pub fn layout(&self) -> ::cmmp_model::Layout {
+        match *self {}
+    }
 }
 /// Any document of any schema, by schema file stem (`ddr`, `location`, …).
 #[derive(Clone, Debug, PartialEq, ::serde::Deserialize, ::serde::Serialize)]

@@ -152,6 +152,14 @@ impl Inbound {
             Self::States(_) => "States",
         }
     }
+    /// How the kind lays out its body and attachments (its `Endpoint::LAYOUT`).
+    pub fn layout(&self) -> ::cmmp_model::Layout {
+        match *self {
+            Self::Lookup(_) => <Lookup as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::Discovery(_) => <Discovery as ::cmmp_model::Endpoint>::LAYOUT,
+            Self::States(_) => <States as ::cmmp_model::Endpoint>::LAYOUT,
+        }
+    }
 }
 /// Any document of any schema, by schema file stem (`ddr`, `location`, …).
 #[derive(Clone, Debug, PartialEq, ::serde::Deserialize, ::serde::Serialize)]
