@@ -208,7 +208,7 @@ fn run(conn: &Connection, shared: &(Mutex<State>, Condvar)) {
         attempted = target;
         last_pass = Some(Instant::now());
         // (busy, frames in the WAL, frames copied back); a pass that fails is tried again
-        // with the next commit.
+        // after the interval, or sooner for a waiter that needs a later commit covered.
         let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
         });

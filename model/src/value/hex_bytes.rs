@@ -142,6 +142,7 @@ impl_str_traits!(HexBytes, "a string of hex digits");
 #[cfg(test)]
 mod tests {
     use super::{EXPECTED, HexBytes, ValueError, XmlValue, hex_digit_value};
+    use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
 
     #[test]
     fn every_byte_has_the_hex_value_char_gives_it() {
@@ -150,7 +151,6 @@ mod tests {
             assert_eq!(hex_digit_value(byte), expected, "byte {byte:#04x}");
         }
     }
-    use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
 
     fn xml(value: &HexBytes) -> String {
         let mut out = String::new();
