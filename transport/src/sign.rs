@@ -80,7 +80,8 @@ impl HashAlgorithm {
         info.extend_from_slice(prefix);
         // The hasher, not the one-shot `sha256()`: OpenSSL 3's `SHA256()` goes through
         // `EVP_Q_digest`, which fetches the algorithm by name and builds a context on every
-        // call (40 % of the digest of a small payload in the emulator's profile).
+        // call (the fetch alone was 40 % of the digest of a DDR's payload in the emulator's
+        // profile).
         match self {
             Self::Sha1 => {
                 let mut hasher = openssl::sha::Sha1::new();

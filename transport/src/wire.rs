@@ -442,8 +442,10 @@ pub fn decode_request_with_key(
     let first = reports.next().flatten();
     // When the body is exactly the header-only form of the first full report (what every
     // sender of this layout writes), decoding the body would read the same header again under
-    // the same endpoint, `FileType` and root: it would give the same kind, and the search
-    // below would pick this very report. So the body is not decoded a second time.
+    // the same endpoint, `FileType` and root, then an empty `<ReportBody/>`, which every kind
+    // of this layout accepts (the wire tests decode each one's header-only body): it would
+    // give the same kind, and the search below would pick this very report. So the body is
+    // not decoded a second time.
     let header_of_first = first.as_ref().is_some_and(|(full, text)| {
         matches!(full.layout(), Layout::HeaderAndAttachment { .. })
             && payload::is_header_only_of(&body_xml, text)
@@ -451,17 +453,15 @@ pub fn decode_request_with_key(
     let (message, report_xml) = match first {
         Some((full, text)) if header_of_first => (full, Some(text)),
         first => {
-            let mut message = Inbound::decode(endpoint, ft, &body_xml)?;
-            let mut report_xml = None;
-            if let Some((full, text)) = first
+            let body = Inbound::decode(endpoint, ft, &body_xml)?;
+            match first
                 .into_iter()
                 .chain(reports.flatten())
-                .find(|(full, _)| full.kind_name() == message.kind_name())
+                .find(|(full, _)| full.kind_name() == body.kind_name())
             {
-                message = full;
-                report_xml = Some(text);
+                Some((full, text)) => (full, Some(text)),
+                None => (body, None),
             }
-            (message, report_xml)
         }
     };
     Ok(DecodedRequest {
