@@ -2002,10 +2002,8 @@ mod tests {
 
     #[test]
     fn a_file_database_is_migrated_and_in_wal_mode() {
-        let dir = std::env::temp_dir().join(format!("cmmp-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("site.db");
-        let _ = std::fs::remove_file(&path);
+        let dir = TempDir::new("wal");
+        let path = dir.db();
         {
             let store = Store::open(&path).unwrap();
             assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -2021,23 +2019,18 @@ mod tests {
         // Reopening runs no migration twice.
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-        drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_newer_schema_is_refused() {
-        let dir = std::env::temp_dir().join(format!("cmmp-store-new-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("site.db");
-        let _ = std::fs::remove_file(&path);
+        let dir = TempDir::new("new");
+        let path = dir.db();
         {
             let conn = rusqlite::Connection::open(&path).unwrap();
             conn.pragma_update(None, "user_version", 99).unwrap();
         }
         let e = Store::open(&path).unwrap_err();
         assert!(matches!(e, crate::Error::SchemaTooNew { found: 99, .. }), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     fn log(store: &mut Store, id: &str) -> Result<i64, crate::Error> {
@@ -2064,16 +2057,51 @@ mod tests {
         store.end_group(true).unwrap();
     }
 
-    fn temp_db(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("cmmp-store-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("site.db")
+    /// A test's directory under the system's temporary directory, removed when the guard is
+    /// dropped: at the end of the test, and while a failed test unwinds, after the store
+    /// declared later has closed. Ten lines by hand rather than the `tempfile` crate, which
+    /// would bring a dependency tree of its own into the workspace for the tests of one crate.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("cmmp-store-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn db(&self) -> std::path::PathBuf {
+            self.0.join("site.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_failed_test_leaves_no_directory_behind() {
+        // A test that panics with its store open: the guard still removes the directory.
+        let panicked = std::thread::spawn(|| {
+            let dir = TempDir::new("panics");
+            let _store = Store::open(&dir.db()).unwrap();
+            std::panic::panic_any(dir.0.clone());
+        })
+        .join()
+        .unwrap_err();
+        let path = panicked.downcast::<std::path::PathBuf>().unwrap();
+        assert!(path.starts_with(std::env::temp_dir()));
+        assert!(!path.exists(), "{} is still there", path.display());
     }
 
     #[test]
     fn a_file_database_checkpoints_on_its_own_thread() {
-        let path = temp_db("ckpt");
+        let dir = TempDir::new("ckpt");
+        let path = dir.db();
         let mut store = Store::open(&path).unwrap();
         let autocheckpoint: i64 =
             store.conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0)).unwrap();
@@ -2086,13 +2114,12 @@ mod tests {
         let reopened = Store::open(&path).unwrap();
         let count = reopened.read(|tx| tx.messages(None, 1_000)).unwrap().len();
         assert_eq!(count, 200);
-        drop(reopened);
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn a_long_wal_starts_again_before_the_next_group() {
-        let path = temp_db("restart");
+        let dir = TempDir::new("restart");
+        let path = dir.db();
         let mut store = Store::open(&path).unwrap();
         store.checkpointer.as_mut().unwrap().restart_frames = 1;
         // No pass unless a group or the test waits for one.
@@ -2117,13 +2144,12 @@ mod tests {
         group_of(&mut store, "f", 100);
         let both = covered(&store);
         assert!(2 * both >= 3 * one_group, "{both} frames, one group is {one_group}");
-        drop(store);
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     #[test]
     fn a_wait_already_satisfied_does_not_hurry_a_later_pass() {
-        let path = temp_db("stale");
+        let dir = TempDir::new("stale");
+        let path = dir.db();
         let mut store = Store::open(&path).unwrap();
         fn checkpointer(store: &Store) -> &super::checkpoint::Checkpointer {
             store.checkpointer.as_ref().unwrap()
@@ -2139,8 +2165,6 @@ mod tests {
         assert_eq!(checkpointer(&store).passes(), passes, "a pass nobody asked for");
         let (_, after, _) = checkpointer(&store).wait_covered();
         assert_eq!(after, passes + 1);
-        drop(store);
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
     fn logged(store: &Store) -> Vec<String> {
