@@ -204,6 +204,80 @@ impl Tally {
     }
 }
 
+/// `PIPELINE_CPU_ROUNDS`, or `default` when it is unset or not a positive count.
+fn cpu_rounds(default: usize) -> usize {
+    std::env::var("PIPELINE_CPU_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r: &usize| r > 0)
+        .unwrap_or(default)
+}
+
+/// The RSA-2048 sign rate `openssl speed -seconds 1 rsa2048` prints (its `sign/s` column),
+/// which is the issue's yardstick for goal 1; `None` when the `openssl` program is missing
+/// or prints no such line. It counts user CPU time by default (`-elapsed` would count wall
+/// time), so it is a rate per CPU-second, like [`Tally::per_cpu_second`] (which also counts
+/// system time, so the comparison does not favour the pipeline).
+fn openssl_speed_sign_rate() -> Option<f64> {
+    let output = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "1", "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.starts_with(&["rsa", "2048", "bits"]) {
+            fields.get(5)?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Goal 1 against its own yardstick: rounds of `prepare` (one `window` each) alternated with
+/// runs of `openssl speed rsa2048` in a child process, and the ratio of each round.
+fn against_openssl_speed(window: Duration, prepare: &mut dyn FnMut()) {
+    let rounds = cpu_rounds(3);
+    let mut total = Tally::default();
+    let (mut ratios, mut speeds) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let mut round = Tally::default();
+        round.run(window, 1, || {
+            prepare();
+            Duration::ZERO
+        });
+        let Some(speed) = openssl_speed_sign_rate() else {
+            println!("cpu-time check against `openssl speed`: no `openssl` program, skipped");
+            return;
+        };
+        if round.cpu.is_zero() {
+            return;
+        }
+        ratios.push(round.per_cpu_second() / speed);
+        speeds.push(speed);
+        total.ops += round.ops;
+        total.cpu += round.cpu;
+        total.wall += round.wall;
+    }
+    ratios.sort_by(f64::total_cmp);
+    speeds.sort_by(f64::total_cmp);
+    let median = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
+    println!(
+        "cpu-time check ddr_signed/prepare_one / `openssl speed rsa2048` sign/s: prepare_one \
+         {:.0} per CPU-second, openssl speed median {:.0} sign/s ({:.0}–{:.0}); per round: \
+         median {:.3}, {:.3}–{:.3}, mean {:.3} over {} rounds",
+        total.per_cpu_second(),
+        median(&speeds),
+        speeds.first().copied().unwrap_or(f64::NAN),
+        speeds.last().copied().unwrap_or(f64::NAN),
+        median(&ratios),
+        ratios.first().copied().unwrap_or(f64::NAN),
+        ratios.last().copied().unwrap_or(f64::NAN),
+        ratios.iter().sum::<f64>() / ratios.len() as f64,
+        ratios.len(),
+    );
+}
+
 /// Runs the candidates alternately, `rounds` times `window` each, and prints their tallies.
 ///
 /// `openssl speed` divides by CPU user time, so per-CPU-second figures compare with it even
@@ -212,11 +286,7 @@ impl Tally {
 /// change between rounds moves less than the ratio of the totals. `PIPELINE_CPU_ROUNDS`
 /// sets the number of rounds (default `rounds`).
 fn cpu_time_check(rounds: usize, window: Duration, candidates: &mut [(&str, &mut dyn FnMut())]) {
-    let rounds = std::env::var("PIPELINE_CPU_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .filter(|&r: &usize| r > 0)
-        .unwrap_or(rounds);
+    let rounds = cpu_rounds(rounds);
     let mut tallies: Vec<Tally> = candidates.iter().map(|_| Tally::default()).collect();
     let mut round_ratios = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -383,6 +453,8 @@ fn ddr_signed(c: &mut Criterion) {
                 }),
             ],
         );
+        // The issue's yardstick itself: `openssl speed rsa2048`, run in the same minutes.
+        against_openssl_speed(window, &mut || prepare(&settings));
         // The same with `compression_level` 1 (header `78 01`; [UNCONFIRMED] for real MPs).
         let mut fast = settings.clone();
         fast.compression_level = 1;
