@@ -18,7 +18,9 @@
 //!
 //! Run with `cargo bench -p cmmp-transport --bench pipeline`; results are in `BENCHMARKS.md`.
 //! Before the criterion groups, a measuring run prints a CPU-time check (per CPU-second, the
-//! divisor `openssl speed` uses) of the compared pairs; `PIPELINE_NO_CPU_CHECK=1` skips it.
+//! divisor `openssl speed` uses) of the compared pairs, and compares `prepare_one` with
+//! `openssl speed rsa2048` itself, run in a child process between rounds (skipped when there
+//! is no `openssl` program); `PIPELINE_NO_CPU_CHECK=1` skips all of them.
 //! `PIPELINE_ONLY=ddr_signed,hinv_2mb` runs only the named groups (for profiling);
 //! `PIPELINE_CPU_ROUNDS=10` runs the CPU-time check for 10 rounds instead of 3.
 
@@ -701,7 +703,7 @@ fn cpu_checks_enabled() -> bool {
     let args: Vec<String> = std::env::args().collect();
     args.iter().any(|a| a == "--bench")
         && !args.iter().any(|a| a == "--test" || a == "--list" || a == "--profile-time")
-        && std::env::var_os("PIPELINE_NO_CPU_CHECK").is_none()
+        && std::env::var_os("PIPELINE_NO_CPU_CHECK").is_none_or(|v| v.is_empty())
 }
 
 /// Whether group `name` runs: every group unless `PIPELINE_ONLY` (group names separated by
