@@ -2059,7 +2059,7 @@ mod tests {
 
     /// A test's directory under the system's temporary directory, removed when the guard is
     /// dropped: at the end of the test, and while a failed test unwinds, after the store
-    /// declared later has closed. Ten lines by hand rather than the `tempfile` crate, which
+    /// declared later has closed. A few lines by hand rather than the `tempfile` crate, which
     /// would bring a dependency tree of its own into the workspace for the tests of one crate.
     struct TempDir(std::path::PathBuf);
 
