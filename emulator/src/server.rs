@@ -20,7 +20,11 @@
 //! server challenge) in the same scheme, and the connection is kept open: NTLM authenticates
 //! the connection, so the `AUTHENTICATE` message must come on it, where it is verified
 //! (NTLMv2 only) against the site's `[[windows_accounts]]`; a wrong password, an unknown
-//! account or a handshake on another connection is 401 and the connection closes. Without
+//! account or a handshake on another connection is 401 and the connection closes. When the
+//! client claims a `MIC`, it must cover the `NEGOTIATE` and `CHALLENGE` of this connection
+//! (a tampered negotiation is 401). The listener is plain HTTP, so there is no TLS channel
+//! to bind to: a non-zero channel binding (a logon made for some TLS channel, i.e. relayed)
+//! is 401, as IIS does with extended protection on; the target name is not checked. Without
 //! `[[windows_accounts]]` any credentials are accepted, and so is any other `Authorization`
 //! header (the behaviour before NTLM was implemented). Kerberos is not implemented (no KDC):
 //! a `Negotiate` token that is not NTLM is refused when accounts are configured.
@@ -293,7 +297,7 @@ enum Action {
 }
 
 async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
-    // The server challenge of an NTLM handshake under way on this connection.
+    // The NTLM handshake under way on this connection.
     let mut challenge = None;
     let mut first = true;
     let mut buf = Vec::with_capacity(16 * 1024);
@@ -334,10 +338,10 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
 
 /// Windows authentication of a `CCM_POST` to the `windowsauth` vdir (module docs): `None`
 /// to go on with the request, else the 401 to answer. `challenge` is the connection's
-/// pending server challenge.
+/// pending handshake.
 fn windows_auth(
     request: &HttpRequest,
-    challenge: &mut Option<[u8; 8]>,
+    challenge: &mut Option<Handshake>,
     shared: &Shared,
 ) -> Option<Response> {
     let path = request.target.split('?').next().unwrap_or_default();
@@ -361,7 +365,6 @@ fn windows_auth(
             if openssl::rand::rand_bytes(&mut fresh).is_err() {
                 return Some(Response::html(500, HTML_500_PAGE));
             }
-            *challenge = Some(fresh);
             let domain = accounts
                 .iter()
                 .map(|a| a.domain.to_ascii_uppercase())
@@ -369,18 +372,25 @@ fn windows_auth(
                 .unwrap_or_else(|| "WORKGROUP".to_owned());
             let type2 = ntlm::challenge(&fresh, &domain, "MP");
             let offer = format!("{scheme} {}", openssl::base64::encode_block(&type2));
+            *challenge = Some(Handshake { negotiate: bytes, challenge: type2 });
             Some(Response::unauthorized(vec![offer], true))
         }
         Some((_, bytes)) if bytes.get(8..12) == Some(&3_u32.to_le_bytes()[..]) => {
             // The challenge is used once: a replayed AUTHENTICATE finds none.
-            let Some(server_challenge) = challenge.take() else { return refused() };
+            let Some(handshake) = challenge.take() else { return refused() };
             if accounts.is_empty() {
                 return None;
             }
             let Ok(message) = ntlm::parse_authenticate(&bytes) else { return refused() };
+            let side = ntlm::ServerSide {
+                negotiate: &handshake.negotiate,
+                challenge: &handshake.challenge,
+                channel_binding: None,
+                protection: ntlm::ExtendedProtection::Accept,
+            };
             let known = accounts.iter().any(|a| {
                 (a.domain.is_empty() || a.domain.eq_ignore_ascii_case(&message.domain))
-                    && message.verify(a, &server_challenge)
+                    && message.logon(a, &side).is_ok()
             });
             if known { None } else { refused() }
         }
@@ -388,6 +398,14 @@ fn windows_auth(
         _ if accounts.is_empty() => None,
         _ => refused(),
     }
+}
+
+/// An NTLM handshake under way on a connection: the messages the `MIC` covers.
+struct Handshake {
+    /// The client's `NEGOTIATE` message.
+    negotiate: Vec<u8>,
+    /// The `CHALLENGE` message sent (it holds the server challenge).
+    challenge: Vec<u8>,
 }
 
 /// Reads one request; `Err(status)` for one that cannot be read. `buf` holds what was read

@@ -176,3 +176,49 @@ async fn negotiate_is_answered_with_an_ntlm_challenge_on_a_kept_connection() {
     let third = head_of(&mut stream, &post("Authorization: Negotiate YIIHGwYGKwYBBQUC\r\n")).await;
     assert!(third.starts_with("HTTP/1.1 401") && third.contains("Connection: close"), "{third}");
 }
+
+/// The `CHALLENGE` message of a 401's `WWW-Authenticate: NTLM …` header.
+fn challenge_in(head: &str) -> Vec<u8> {
+    let token = head
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: NTLM "))
+        .expect("an NTLM challenge");
+    openssl::base64::decode_block(token.trim()).unwrap()
+}
+
+/// One handshake on a new connection: `sent` is the `NEGOTIATE` message the emulator
+/// receives, `signed` the one the client's `MIC` covers, `channel` the client's channel
+/// binding. Returns the status line of the answer to the `AUTHENTICATE` leg.
+async fn handshake(mp: &Emulator, sent: &[u8], signed: &[u8], channel: Option<[u8; 16]>) -> String {
+    use cmmp_transport::ntlm;
+    let mut stream = tokio::net::TcpStream::connect(mp.addr()).await.unwrap();
+    let post = |auth: &str| {
+        format!(
+            "CCM_POST /ccm_system_windowsauth/request HTTP/1.1\r\nHost: mp\r\n\
+             Authorization: NTLM {auth}\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n"
+        )
+    };
+    let second = head_of(&mut stream, &post(&openssl::base64::encode_block(sent))).await;
+    let challenge = ntlm::parse_challenge(&challenge_in(&second)).unwrap();
+    let creds = Credentials::new("CORP", "PC01$", "machine-secret");
+    let binding = ntlm::Binding { channel, target_name: Some("HTTP/mp".to_owned()) };
+    let type3 = ntlm::authenticate(&creds, signed, &challenge, &binding).unwrap();
+    let last = head_of(&mut stream, &post(&openssl::base64::encode_block(&type3))).await;
+    last.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_tampered_negotiation_or_a_foreign_channel_binding_is_refused() {
+    let mp = emulator(SiteConfig::from_toml(SITE).unwrap()).await;
+    let negotiate = cmmp_transport::ntlm::negotiate();
+    // The handshake as sent: authenticated (an empty body then gets the empty 200).
+    assert_eq!(handshake(&mp, &negotiate, &negotiate, None).await, "HTTP/1.1 200 OK");
+    // A NEGOTIATE changed on the way (its flags): the MIC does not cover what arrived.
+    let mut downgraded = negotiate.clone();
+    downgraded[14] &= !0x08;
+    let status = handshake(&mp, &downgraded, &negotiate, None).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    // A logon bound to some TLS channel, arriving over this plain-HTTP listener: relayed.
+    let status = handshake(&mp, &negotiate, &negotiate, Some([0x5A; 16])).await;
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+}

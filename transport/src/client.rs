@@ -25,7 +25,10 @@
 //! credentials and `Connection: keep-alive`; on a 401 offering `NTLM` (preferred) or
 //! `Negotiate`, again with the `NEGOTIATE` message (on a new connection only if the MP closed
 //! the first); then, on the same connection as the MP's `CHALLENGE`, with the `AUTHENTICATE`
-//! message. A final 401 is [`Error::AuthenticationFailed`]. These are the only exchanges that
+//! message. That message is bound to the connection and the service (extended protection:
+//! over HTTPS the channel binding of the server certificate the client saw, the target name
+//! `HTTP/<mp>`, and a `MIC` over the three messages), so a logon relayed elsewhere fails at a
+//! server that checks them. A final 401 is [`Error::AuthenticationFailed`]. These are the only exchanges that
 //! send more than one request on a connection; each leg carries the whole request body, as
 //! IIS expects.
 //!
@@ -829,8 +832,9 @@ impl Client {
         if !reused {
             conn = self.open(route, authority, context).await?;
         }
-        let negotiate = openssl::base64::encode_block(&ntlm::negotiate());
-        let leg = build(Some(&format!("{scheme} {negotiate}")), true);
+        let negotiate = ntlm::negotiate();
+        let leg =
+            build(Some(&format!("{scheme} {}", openssl::base64::encode_block(&negotiate))), true);
         let second = match conn.round_trip(&leg, limit).await {
             Ok(reply) => reply,
             // The MP closed the connection without saying so: the handshake starts on a new one.
@@ -859,7 +863,12 @@ impl Client {
         let challenge = openssl::base64::decode_block(token.trim())
             .map_err(|_| failed("the challenge is not base64".to_owned()))?;
         let challenge = ntlm::parse_challenge(&challenge)?;
-        let authenticate = ntlm::authenticate(creds, &challenge)?;
+        // Bound to this TLS channel and to the MP's HTTP service (extended protection).
+        let binding = ntlm::Binding {
+            channel: conn.server_cert.as_deref().map(ntlm::tls_channel_binding).transpose()?,
+            target_name: Some(format!("HTTP/{}", self.settings.mp)),
+        };
+        let authenticate = ntlm::authenticate(creds, &negotiate, &challenge, &binding)?;
         let authorization = format!("{scheme} {}", openssl::base64::encode_block(&authenticate));
         let last = conn.round_trip(&build(Some(&authorization), false), limit).await?;
         if last.status == 401 {
@@ -887,7 +896,7 @@ impl Client {
         let limit = self.limits.max_body;
         let (reply, conn) = match pool.take(&key) {
             Some(io) => {
-                let mut conn = Conn { io, buf: Vec::new(), context };
+                let mut conn = Conn { io, buf: Vec::new(), context, server_cert: None };
                 match conn.round_trip(request, limit).await {
                     Ok(reply) => (reply, conn),
                     Err(Error::Network { .. }) => {
@@ -916,14 +925,18 @@ impl Client {
         context: &'c str,
     ) -> Result<Conn<'c>, Error> {
         let connect_context = format!("connect to {}://{authority}", self.scheme.as_str());
-        let io =
+        let (io, server_cert) =
             bounded(self.connect_timeout, &connect_context, self.connect(route, authority)).await?;
-        Ok(Conn { io, buf: Vec::with_capacity(16 * 1024), context })
+        Ok(Conn { io, buf: Vec::with_capacity(16 * 1024), context, server_cert })
     }
 
     /// TCP to the MP or the proxy, the proxy tunnel for HTTPS, then TLS and the revocation
-    /// check.
-    async fn connect(&self, route: &Route, authority: &str) -> Result<Box<dyn Io>, Error> {
+    /// check; with TLS, also the server's certificate (DER) for the NTLM channel binding.
+    async fn connect(
+        &self,
+        route: &Route,
+        authority: &str,
+    ) -> Result<(Box<dyn Io>, Option<Vec<u8>>), Error> {
         let tcp = match &route.proxy {
             Some(proxy) => {
                 let context = format!("connect to the proxy {}:{}", proxy.host, proxy.port);
@@ -947,18 +960,19 @@ impl Client {
         // Nagle only delays the single write of a request; failure to turn it off is harmless.
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => Ok(Box::new(tcp)),
+            None => Ok((Box::new(tcp), None)),
             Some(tls) => {
                 let context = format!("TLS handshake with {authority}");
                 let stream =
                     tls.connector.connect(tls.server_name.clone(), tcp).await.map_err(|e| {
                         Error::Tls { context: context.clone(), message: e.to_string() }
                     })?;
+                let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
                 if let Some(check) = &route.crl {
-                    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
                     tls.check_revocation(chain, check, self.connect_timeout, &context).await?;
                 }
-                Ok(Box::new(stream))
+                let leaf = chain.first().map(|c| c.as_ref().to_vec());
+                Ok((Box::new(stream), leaf))
             }
         }
     }
@@ -1653,6 +1667,9 @@ struct Conn<'c> {
     io: Box<dyn Io>,
     buf: Vec<u8>,
     context: &'c str,
+    /// The TLS server's certificate (DER), on a new TLS connection: what the NTLM channel
+    /// binding names.
+    server_cert: Option<Vec<u8>>,
 }
 
 impl Conn<'_> {
@@ -1686,7 +1703,8 @@ async fn http_get(url: &str, limit: usize) -> Result<HttpReply, Error> {
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {}\r\nConnection: close\r\n\r\n",
         wire::USER_AGENT
     );
-    let mut conn = Conn { io: Box::new(tcp), buf: Vec::new(), context: &context };
+    let mut conn =
+        Conn { io: Box::new(tcp), buf: Vec::new(), context: &context, server_cert: None };
     conn.round_trip(request.as_bytes(), limit).await
 }
 

@@ -9,6 +9,22 @@
 //! signing nor sealing is negotiated: HTTP authentication needs neither, so there is no
 //! session key exchange.
 //!
+//! **Extended protection (field notes §5 item 8).** The client's `AUTHENTICATE` message
+//! carries, inside the NTLMv2 blob that `NTProofStr` covers (MS-NLMP 3.1.5.1.2):
+//! - `MsvAvChannelBindings`: the MD5 of the TLS channel's `tls-server-end-point` binding
+//!   (RFC 5929 §4.1: a hash of the server certificate the client saw; see
+//!   [`tls_channel_binding`]), or 16 zero bytes over plain HTTP. A server that checks it
+//!   refuses a logon relayed from another TLS channel, which is the relay attack on
+//!   `*_WindowsAuth` vdirs.
+//! - `MsvAvTargetName`: the service the client meant, `HTTP/<mp>`.
+//! - `MsvAvFlags` with the MIC bit, and the `MIC` field: an HMAC-MD5 under the session key
+//!   over the three messages ([`mic`]), so the negotiated flags and the challenge cannot be
+//!   changed on the way. Removing the MIC bit breaks `NTProofStr`.
+//!
+//! The server side ([`Authenticate::logon`]) checks the MIC when the client claims one, and
+//! the channel binding as its [`ExtendedProtection`] setting says (IIS's "Extended
+//! Protection" Off, Accept and Required).
+//!
 //! **Negotiate.** HTTP `Negotiate` (RFC 4559) wraps SPNEGO, which picks Kerberos when a KDC
 //! can issue a ticket for `HTTP/<mp>` and NTLM otherwise. Windows accepts a raw NTLM message
 //! in a `Negotiate` header, and that is what this crate sends and what the emulator answers.
@@ -60,6 +76,8 @@ const TARGET_TYPE_DOMAIN: u32 = 0x0001_0000;
 const NEGOTIATE_EXTENDED_SESSIONSECURITY: u32 = 0x0008_0000;
 /// `NTLMSSP_NEGOTIATE_TARGET_INFO`.
 const NEGOTIATE_TARGET_INFO: u32 = 0x0080_0000;
+/// `NTLMSSP_NEGOTIATE_VERSION`.
+const NEGOTIATE_VERSION: u32 = 0x0200_0000;
 /// `NTLMSSP_NEGOTIATE_128`.
 const NEGOTIATE_128: u32 = 0x2000_0000;
 /// `NTLMSSP_NEGOTIATE_56`.
@@ -72,14 +90,32 @@ const CLIENT_FLAGS: u32 = NEGOTIATE_UNICODE
     | NEGOTIATE_NTLM
     | NEGOTIATE_ALWAYS_SIGN
     | NEGOTIATE_EXTENDED_SESSIONSECURITY
+    | NEGOTIATE_VERSION
     | NEGOTIATE_128
     | NEGOTIATE_56;
 
-/// `MsvAvEOL`, `MsvAvNbComputerName`, `MsvAvNbDomainName`, `MsvAvTimestamp` (MS-NLMP 2.2.2.1).
+/// The `VERSION` structure the client sends (MS-NLMP 2.2.2.10): Windows 10.0, build 20348,
+/// `NTLMSSP_REVISION_W2K3`. Only informational, but Windows clients always send it, and the
+/// `MIC` field follows it.
+const VERSION: [u8; 8] = [10, 0, 0x7C, 0x4F, 0, 0, 0, 0x0F];
+
+/// The AV pair IDs used here (MS-NLMP 2.2.2.1).
 const AV_EOL: u16 = 0;
 const AV_NB_COMPUTER_NAME: u16 = 1;
 const AV_NB_DOMAIN_NAME: u16 = 2;
+const AV_FLAGS: u16 = 6;
 const AV_TIMESTAMP: u16 = 7;
+const AV_TARGET_NAME: u16 = 9;
+const AV_CHANNEL_BINDINGS: u16 = 10;
+
+/// `MsvAvFlags` bit: the `AUTHENTICATE` message carries a `MIC`.
+const AV_FLAG_MIC: u32 = 0x0000_0002;
+
+/// Where the `MIC` sits in an `AUTHENTICATE` message: after the 64-byte header and the
+/// 8-byte `Version`.
+const MIC_AT: usize = 72;
+/// Where the payload of the client's `AUTHENTICATE` message starts (header, version, MIC).
+const AUTHENTICATE_HEADER: usize = MIC_AT + 16;
 
 /// Seconds between 1601-01-01 (FILETIME epoch) and 1970-01-01.
 const FILETIME_UNIX_OFFSET: u64 = 11_644_473_600;
@@ -102,6 +138,40 @@ pub enum NtlmError {
     /// The OpenSSL HMAC failed.
     #[error("HMAC-MD5: {0}")]
     Crypto(String),
+    /// The server certificate cannot be read for the channel binding.
+    #[error("the TLS channel binding cannot be computed: {0}")]
+    ChannelBinding(String),
+}
+
+/// Why a server refused an `AUTHENTICATE` message ([`Authenticate::logon`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogonError {
+    /// Another user name, or a response that does not prove the password.
+    #[error("the user is unknown or the NTLMv2 response does not prove the password")]
+    BadResponse,
+    /// The `MIC` does not cover the three messages as the server sent and received them.
+    #[error("the MIC does not match the messages (tampered, or from another exchange)")]
+    MicMismatch,
+    /// The client sent no channel binding where the server requires one.
+    #[error("no channel binding where extended protection is required")]
+    ChannelBindingMissing,
+    /// The channel binding names another TLS channel (a relayed logon).
+    #[error("the channel binding names another channel (a relayed logon)")]
+    ChannelBindingMismatch,
+}
+
+/// How a server treats the client's channel binding (IIS's "Extended Protection" setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExtendedProtection {
+    /// Not checked.
+    Off,
+    /// Checked when the client sends one (a non-zero `MsvAvChannelBindings`): it must name
+    /// this channel. Clients that send none are let in, as IIS's "Accept" does.
+    #[default]
+    Accept,
+    /// Over TLS, every client must send the binding of this channel.
+    Required,
 }
 
 /// A Windows account: domain, user name and password. `Debug` redacts the password.
@@ -223,13 +293,117 @@ pub fn v2_response(
 }
 
 /// The `NEGOTIATE` (type 1) message: Unicode, NTLM, extended session security, no domain or
-/// workstation.
+/// workstation, and the client's `Version`. The `MIC` covers these exact bytes, so a client
+/// passes the same bytes to [`authenticate`].
 pub fn negotiate() -> Vec<u8> {
-    let mut out = Vec::with_capacity(32);
+    let mut out = Vec::with_capacity(40);
     out.extend_from_slice(SIGNATURE);
     out.extend_from_slice(&1_u32.to_le_bytes());
     out.extend_from_slice(&CLIENT_FLAGS.to_le_bytes());
-    out.extend_from_slice(&[0; 16]);
+    // Empty domain and workstation buffers, their offsets at the end of the message.
+    for _ in 0..2 {
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&40_u32.to_le_bytes());
+    }
+    out.extend_from_slice(&VERSION);
+    out
+}
+
+/// What the client binds its logon to (MS-NLMP 3.1.5.1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// The MD5 channel binding hash of the TLS connection ([`tls_channel_binding`]); `None`
+    /// over plain HTTP (16 zero bytes are sent).
+    pub channel: Option<[u8; 16]>,
+    /// The service principal name the client means, `HTTP/<mp host>`.
+    pub target_name: Option<String>,
+}
+
+/// The `MsvAvChannelBindings` value of a TLS connection whose server presented the DER
+/// certificate `server_cert`: the MD5 of a `gss_channel_bindings_struct` (RFC 2744 §3.11,
+/// little-endian, no addresses) whose application data is `tls-server-end-point:` followed
+/// by the certificate's hash (RFC 5929 §4.1). That hash uses the certificate signature's
+/// digest, or SHA-256 when that is MD5 or SHA-1 or is not given by the algorithm (RSA-PSS).
+///
+/// # Errors
+///
+/// [`NtlmError::ChannelBinding`] when the certificate does not parse.
+pub fn tls_channel_binding(server_cert: &[u8]) -> Result<[u8; 16], NtlmError> {
+    use openssl::nid::Nid;
+    let bad = |e: openssl::error::ErrorStack| NtlmError::ChannelBinding(e.to_string());
+    let cert = openssl::x509::X509::from_der(server_cert).map_err(bad)?;
+    let digest = cert
+        .signature_algorithm()
+        .object()
+        .nid()
+        .signature_algorithms()
+        .map(|a| a.digest)
+        .filter(|d| *d != Nid::MD5 && *d != Nid::SHA1)
+        .and_then(MessageDigest::from_nid)
+        .unwrap_or_else(MessageDigest::sha256);
+    let hash = openssl::hash::hash(digest, server_cert).map_err(bad)?;
+    let mut data = b"tls-server-end-point:".to_vec();
+    data.extend_from_slice(&hash);
+    // initiator_addrtype, initiator_address.length, acceptor_addrtype,
+    // acceptor_address.length: all zero; then application_data.length and the data.
+    let mut bindings = vec![0_u8; 16];
+    bindings.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_le_bytes());
+    bindings.extend_from_slice(&data);
+    let md5 = openssl::hash::hash(MessageDigest::md5(), &bindings).map_err(bad)?;
+    md5.as_ref().try_into().map_err(|_| NtlmError::ChannelBinding("MD5 is not 16 bytes".into()))
+}
+
+/// The `MIC` of an exchange (MS-NLMP 3.1.5.1.2): HMAC-MD5 under the exported session key
+/// (here the `SessionBaseKey`: NTLMv2 without key exchange) over the `NEGOTIATE`,
+/// `CHALLENGE` and `AUTHENTICATE` messages, the last with its `MIC` field zeroed.
+///
+/// # Errors
+///
+/// [`NtlmError::Crypto`] when OpenSSL cannot compute the HMAC;
+/// [`NtlmError::Malformed`] when `authenticate` is too short to hold a `MIC`.
+pub fn mic(
+    session_key: &[u8; 16],
+    negotiate: &[u8],
+    challenge: &[u8],
+    authenticate: &[u8],
+) -> Result<[u8; 16], NtlmError> {
+    let (head, rest) = authenticate.split_at_checked(MIC_AT).ok_or(NtlmError::Malformed {
+        expected: "AUTHENTICATE",
+        reason: "too short to carry a MIC",
+    })?;
+    let tail = rest.get(16..).ok_or(NtlmError::Malformed {
+        expected: "AUTHENTICATE",
+        reason: "too short to carry a MIC",
+    })?;
+    hmac_md5(session_key, &[negotiate, challenge, head, &[0; 16], tail])
+}
+
+/// The target info the client sends back in its NTLMv2 blob: the challenge's AV pairs (a
+/// server-sent `MsvAvFlags`, channel binding or target name left out), then `MsvAvFlags`
+/// with the MIC bit, the channel binding, the target name, and `MsvAvEOL`.
+fn client_target_info(challenge_info: &[u8], binding: &Binding) -> Vec<u8> {
+    let mut flags = 0;
+    let mut out = Vec::with_capacity(challenge_info.len() + 64);
+    let push = |out: &mut Vec<u8>, id: u16, value: &[u8]| {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
+        out.extend_from_slice(value);
+    };
+    for (id, value) in av_pairs(challenge_info) {
+        match id {
+            AV_FLAGS => {
+                flags = value.try_into().map(u32::from_le_bytes).unwrap_or(0);
+            }
+            AV_TARGET_NAME | AV_CHANNEL_BINDINGS => {}
+            _ => push(&mut out, id, value),
+        }
+    }
+    push(&mut out, AV_FLAGS, &(flags | AV_FLAG_MIC).to_le_bytes());
+    push(&mut out, AV_CHANNEL_BINDINGS, &binding.channel.unwrap_or([0; 16]));
+    if let Some(name) = &binding.target_name {
+        push(&mut out, AV_TARGET_NAME, &utf16le(name));
+    }
+    push(&mut out, AV_EOL, &[]);
     out
 }
 
@@ -242,6 +416,8 @@ pub struct Challenge {
     pub server_challenge: [u8; 8],
     /// `TargetInfo` (AV pairs), echoed in the NTLMv2 blob.
     pub target_info: Vec<u8>,
+    /// The message as received: the `MIC` covers it.
+    pub message: Vec<u8>,
 }
 
 impl Challenge {
@@ -307,16 +483,23 @@ pub fn parse_challenge(bytes: &[u8]) -> Result<Challenge, NtlmError> {
     } else {
         Vec::new()
     };
-    Ok(Challenge { flags, server_challenge, target_info })
+    Ok(Challenge { flags, server_challenge, target_info, message: bytes.to_vec() })
 }
 
 /// Builds an `AUTHENTICATE` (type 3) message answering `challenge` with NTLMv2, from a fresh
-/// random client challenge and the challenge's timestamp (or the current time).
+/// random client challenge and the challenge's timestamp (or the current time). The blob
+/// carries `binding` and the MIC flag, and the message its `MIC` over `negotiate` (the
+/// bytes the client sent), the challenge as received, and itself.
 ///
 /// # Errors
 ///
 /// [`NtlmError::Crypto`] when the random source or HMAC fails.
-pub fn authenticate(creds: &Credentials, challenge: &Challenge) -> Result<Vec<u8>, NtlmError> {
+pub fn authenticate(
+    creds: &Credentials,
+    negotiate: &[u8],
+    challenge: &Challenge,
+    binding: &Binding,
+) -> Result<Vec<u8>, NtlmError> {
     let mut client_challenge = [0_u8; 8];
     openssl::rand::rand_bytes(&mut client_challenge)
         .map_err(|e| NtlmError::Crypto(e.to_string()))?;
@@ -326,27 +509,30 @@ pub fn authenticate(creds: &Credentials, challenge: &Challenge) -> Result<Vec<u8
         &challenge.server_challenge,
         &client_challenge,
         timestamp.unwrap_or_else(filetime_now),
-        &challenge.target_info,
+        &client_target_info(&challenge.target_info, binding),
     )?;
     if timestamp.is_some() {
         // MS-NLMP 3.1.5.1.2: with MsvAvTimestamp the client sends Z(24) as the LM response.
         response.lm = vec![0; 24];
     }
-    Ok(authenticate_message(creds, challenge.flags, &response))
+    let mut message = authenticate_message(creds, challenge.flags, &response);
+    let mic = mic(&response.session_base_key, negotiate, &challenge.message, &message)?;
+    message[MIC_AT..AUTHENTICATE_HEADER].copy_from_slice(&mic);
+    Ok(message)
 }
 
-/// The `AUTHENTICATE` message bytes (no version, no MIC: the challenge's target info is sent
-/// back unchanged, without `MsvAvFlags`).
+/// The `AUTHENTICATE` message bytes with the client's `Version` and a zero `MIC` field.
 fn authenticate_message(
     creds: &Credentials,
     challenge_flags: u32,
     response: &V2Response,
 ) -> Vec<u8> {
-    const HEADER: usize = 64;
+    const HEADER: usize = AUTHENTICATE_HEADER;
     let domain = utf16le(&creds.domain);
     let user = utf16le(&creds.user);
     let workstation = Vec::new();
-    let flags = (challenge_flags & CLIENT_FLAGS) | NEGOTIATE_UNICODE | NEGOTIATE_NTLM;
+    let flags =
+        (challenge_flags & CLIENT_FLAGS) | NEGOTIATE_UNICODE | NEGOTIATE_NTLM | NEGOTIATE_VERSION;
     let fields: [&[u8]; 5] = [&response.lm, &response.nt, &domain, &user, &workstation];
     let mut out = Vec::with_capacity(HEADER + fields.iter().map(|f| f.len()).sum::<usize>());
     out.extend_from_slice(SIGNATURE);
@@ -361,6 +547,8 @@ fn authenticate_message(
         offset += data.len();
     }
     out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&VERSION);
+    out.extend_from_slice(&[0; 16]);
     for data in fields {
         out.extend_from_slice(data);
     }
@@ -421,6 +609,22 @@ pub struct Authenticate {
     pub workstation: String,
     /// `NtChallengeResponse`.
     nt: Vec<u8>,
+    /// The message as received: the `MIC` covers it.
+    message: Vec<u8>,
+}
+
+/// What the server knows of an exchange when the `AUTHENTICATE` message arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSide<'a> {
+    /// The `NEGOTIATE` message as received.
+    pub negotiate: &'a [u8],
+    /// The `CHALLENGE` message as sent (the server challenge is read from it).
+    pub challenge: &'a [u8],
+    /// The binding of the TLS connection the logon came over ([`tls_channel_binding`] of
+    /// the server's own certificate); `None` over plain HTTP.
+    pub channel_binding: Option<[u8; 16]>,
+    /// How the client's channel binding is checked.
+    pub protection: ExtendedProtection,
 }
 
 impl fmt::Debug for Authenticate {
@@ -461,7 +665,13 @@ pub fn parse_authenticate(bytes: &[u8]) -> Result<Authenticate, NtlmError> {
     if nt.len() < 16 + 28 || nt.get(16..18) != Some(&[1, 1]) {
         return Err(NtlmError::NotV2);
     }
-    Ok(Authenticate { domain: text(28)?, user: text(36)?, workstation: text(44)?, nt })
+    Ok(Authenticate {
+        domain: text(28)?,
+        user: text(36)?,
+        workstation: text(44)?,
+        nt,
+        message: bytes.to_vec(),
+    })
 }
 
 impl Authenticate {
@@ -469,21 +679,91 @@ impl Authenticate {
     /// `server_challenge` (the user name must match `creds` case-insensitively; the domain as
     /// the client sent it goes into the key, as on Windows). The proof is compared in
     /// constant time.
+    ///
+    /// This checks the password alone; a server answering HTTP logons uses
+    /// [`Authenticate::logon`], which also checks the `MIC` and the channel binding.
     pub fn verify(&self, creds: &Credentials, server_challenge: &[u8; 8]) -> bool {
+        self.session_key(creds, server_challenge).is_some()
+    }
+
+    /// The `SessionBaseKey` when the NTLMv2 response proves `creds`' password.
+    fn session_key(&self, creds: &Credentials, server_challenge: &[u8; 8]) -> Option<[u8; 16]> {
         if !self.user.eq_ignore_ascii_case(&creds.user) {
-            return false;
+            return None;
         }
         let key = ntowf_v2(&Credentials {
             domain: self.domain.clone(),
             user: creds.user.clone(),
             password: std::sync::Arc::clone(&creds.password),
         });
-        let (Some(proof), Some(temp)) = (self.nt.get(..16), self.nt.get(16..)) else {
-            return false;
-        };
-        match hmac_md5(&key, &[server_challenge, temp]) {
-            Ok(expected) => openssl::memcmp::eq(&expected, proof),
-            Err(_) => false,
+        let (proof, temp) = (self.nt.get(..16)?, self.nt.get(16..)?);
+        let expected = hmac_md5(&key, &[server_challenge, temp]).ok()?;
+        openssl::memcmp::eq(&expected, proof).then(|| hmac_md5(&key, &[proof]).ok()).flatten()
+    }
+
+    /// The AV pairs of the client's NTLMv2 blob (after its 28-byte fixed part).
+    fn client_info(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        av_pairs(self.nt.get(16 + 28..).unwrap_or_default())
+    }
+
+    /// The client's channel binding: `None` when absent or all zero ("no binding").
+    pub fn channel_binding(&self) -> Option<[u8; 16]> {
+        self.client_info()
+            .find(|(id, _)| *id == AV_CHANNEL_BINDINGS)
+            .and_then(|(_, v)| <[u8; 16]>::try_from(v).ok())
+            .filter(|v| *v != [0; 16])
+    }
+
+    /// The service principal name the client named (`MsvAvTargetName`), if any.
+    pub fn target_name(&self) -> Option<String> {
+        let (_, raw) = self.client_info().find(|(id, _)| *id == AV_TARGET_NAME)?;
+        let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        char::decode_utf16(units).collect::<Result<String, _>>().ok()
+    }
+
+    /// Checks a logon as a server does (MS-NLMP 3.2.5.1.2): the NTLMv2 response must prove
+    /// `creds`' password for the challenge in `server.challenge`; when the client's blob sets
+    /// the MIC flag, the `MIC` must cover `server.negotiate`, `server.challenge` and this
+    /// message; and the channel binding must pass `server.protection`:
+    ///
+    /// | protection | over TLS | over plain HTTP |
+    /// |---|---|---|
+    /// | `Off` | not checked | not checked |
+    /// | `Accept` | a binding sent must name this channel | a binding sent is refused |
+    /// | `Required` | a binding naming this channel is needed | a binding sent is refused |
+    ///
+    /// A binding over plain HTTP can only have been made for some TLS channel: the logon was
+    /// relayed.
+    ///
+    /// # Errors
+    ///
+    /// The [`LogonError`] that applies, checked in the order above.
+    pub fn logon(&self, creds: &Credentials, server: &ServerSide<'_>) -> Result<(), LogonError> {
+        let server_challenge: [u8; 8] = server
+            .challenge
+            .get(24..32)
+            .and_then(|c| c.try_into().ok())
+            .ok_or(LogonError::BadResponse)?;
+        let key = self.session_key(creds, &server_challenge).ok_or(LogonError::BadResponse)?;
+        let flags = self
+            .client_info()
+            .find(|(id, _)| *id == AV_FLAGS)
+            .and_then(|(_, v)| v.try_into().ok())
+            .map_or(0, u32::from_le_bytes);
+        if flags & AV_FLAG_MIC != 0 {
+            let expected = mic(&key, server.negotiate, server.challenge, &self.message)
+                .map_err(|_| LogonError::MicMismatch)?;
+            let sent = self.message.get(MIC_AT..AUTHENTICATE_HEADER);
+            if !sent.is_some_and(|sent| openssl::memcmp::eq(&expected, sent)) {
+                return Err(LogonError::MicMismatch);
+            }
+        }
+        match (server.protection, server.channel_binding, self.channel_binding()) {
+            (ExtendedProtection::Off, _, _) | (_, None, None) => Ok(()),
+            (_, Some(expected), Some(sent)) if openssl::memcmp::eq(&expected, &sent) => Ok(()),
+            (ExtendedProtection::Accept, Some(_), None) => Ok(()),
+            (ExtendedProtection::Required, Some(_), None) => Err(LogonError::ChannelBindingMissing),
+            (_, _, Some(_)) => Err(LogonError::ChannelBindingMismatch),
         }
     }
 }
@@ -491,8 +771,9 @@ impl Authenticate {
 #[cfg(test)]
 mod tests {
     use super::{
-        Credentials, authenticate, challenge, negotiate, ntowf_v2, parse_authenticate,
-        parse_challenge, v2_response,
+        AV_FLAGS, Binding, Credentials, ExtendedProtection, LogonError, ServerSide, authenticate,
+        av_pairs, challenge, mic, negotiate, ntowf_v2, parse_authenticate, parse_challenge,
+        tls_channel_binding, v2_response,
     };
 
     /// MS-NLMP 4.2.4: the NTLMv2 example's values.
@@ -532,27 +813,183 @@ mod tests {
         assert_eq!(r.session_base_key.to_vec(), hex("8de40ccadbc14a82f15cb0ad0de95ca3"));
     }
 
+    /// A server's view of an exchange: `negotiate` and `type2` as on the wire.
+    fn server<'a>(
+        negotiate: &'a [u8],
+        type2: &'a [u8],
+        channel: Option<[u8; 16]>,
+        protection: ExtendedProtection,
+    ) -> ServerSide<'a> {
+        ServerSide { negotiate, challenge: type2, channel_binding: channel, protection }
+    }
+
     #[test]
     fn client_and_server_agree_and_wrong_passwords_fail() {
-        assert_eq!(negotiate().len(), 32);
+        let type1 = negotiate();
+        assert_eq!(type1.len(), 40);
         let server_challenge = [7_u8; 8];
         let type2 = challenge(&server_challenge, "CORP", "MP01");
         let parsed = parse_challenge(&type2).unwrap();
         assert_eq!(parsed.server_challenge, server_challenge);
         assert!(parsed.timestamp().is_some());
         let right = Credentials::new("corp", "sccm-naa", "Secret1!");
-        let type3 = authenticate(&right, &parsed).unwrap();
+        let binding = Binding { channel: None, target_name: Some("HTTP/mp01.corp".to_owned()) };
+        let type3 = authenticate(&right, &type1, &parsed, &binding).unwrap();
         let message = parse_authenticate(&type3).unwrap();
         assert_eq!((message.domain.as_str(), message.user.as_str()), ("corp", "sccm-naa"));
+        assert_eq!(message.target_name().as_deref(), Some("HTTP/mp01.corp"));
+        assert_eq!(message.channel_binding(), None);
         let account = Credentials::new("CORP", "SCCM-NAA", "Secret1!");
         assert!(message.verify(&account, &server_challenge));
         assert!(!message.verify(&account, &[8; 8]));
-        assert!(
-            !message.verify(&Credentials::new("CORP", "SCCM-NAA", "secret1!"), &server_challenge)
-        );
-        assert!(!message.verify(&Credentials::new("CORP", "other", "Secret1!"), &server_challenge));
+        let http = server(&type1, &type2, None, ExtendedProtection::Required);
+        assert_eq!(message.logon(&account, &http), Ok(()));
+        for wrong in [
+            Credentials::new("CORP", "SCCM-NAA", "secret1!"),
+            Credentials::new("CORP", "other", "Secret1!"),
+        ] {
+            assert!(!message.verify(&wrong, &server_challenge));
+            assert_eq!(message.logon(&wrong, &http), Err(LogonError::BadResponse));
+        }
         assert!(format!("{right:?}").contains("<redacted>"));
         assert!(!format!("{right:?}").contains("Secret1!"));
+    }
+
+    /// The certificates in `tests/ntlm/` (self-signed P-256, made with `openssl req -x509`
+    /// and `-sha256`, `-sha384`, `-sha1`) and their bindings as computed with Python's
+    /// `hashlib` from RFC 5929 §4.1 and RFC 2744 §3.11: MD5 of five little-endian zero-or-
+    /// length words and `tls-server-end-point:` + the certificate's hash (SHA-256 for the
+    /// SHA-1 certificate).
+    #[test]
+    fn tls_channel_bindings_match_an_independent_computation() {
+        for (pem, expected) in [
+            (
+                include_str!("../tests/ntlm/server-ecdsa-sha256.pem"),
+                "f70204b5cfecb35455570af345193fde",
+            ),
+            (
+                include_str!("../tests/ntlm/server-ecdsa-sha384.pem"),
+                "87d0b8d6e9ea8ffc8ae015cc9f4b07f0",
+            ),
+            (
+                include_str!("../tests/ntlm/server-ecdsa-sha1.pem"),
+                "0dac756e5ec8c2bae647e4bf3d8eb371",
+            ),
+        ] {
+            let der = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap().to_der().unwrap();
+            assert_eq!(tls_channel_binding(&der).unwrap().to_vec(), hex(expected));
+        }
+        assert!(tls_channel_binding(b"not a certificate").is_err());
+    }
+
+    /// The MIC of fixed messages, as computed with Python's `hmac` (key: the session base key
+    /// of MS-NLMP 4.2.4; the `AUTHENTICATE` bytes 72..88 zeroed before hashing).
+    #[test]
+    fn the_mic_matches_an_independent_computation() {
+        let key: [u8; 16] = hex("8de40ccadbc14a82f15cb0ad0de95ca3").try_into().unwrap();
+        let message = |kind: u8, body: Vec<u8>| {
+            let mut m = b"NTLMSSP\0".to_vec();
+            m.extend([kind, 0, 0, 0]);
+            m.extend(body);
+            m
+        };
+        let type1 = message(1, (0..28).collect());
+        let type2 = message(2, (40..80).collect());
+        let type3 = message(3, (0..100_u32).map(|i| u8::try_from(i * 7 % 256).unwrap()).collect());
+        assert_eq!(
+            mic(&key, &type1, &type2, &type3).unwrap().to_vec(),
+            hex("0541ccfc4d6f19b5878ba477e7c6fe01")
+        );
+        assert!(mic(&key, &type1, &type2, &type3[..80]).is_err());
+    }
+
+    /// One logon of `sccm-naa` bound to `channel`: the messages as on the wire.
+    fn bound_logon(channel: Option<[u8; 16]>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let type1 = negotiate();
+        let type2 = challenge(&[3; 8], "CORP", "MP01");
+        let parsed = parse_challenge(&type2).unwrap();
+        let creds = Credentials::new("CORP", "sccm-naa", "Secret1!");
+        let type3 =
+            authenticate(&creds, &type1, &parsed, &Binding { channel, target_name: None }).unwrap();
+        (type1, type2, type3)
+    }
+
+    #[test]
+    fn the_mic_covers_all_three_messages() {
+        let account = Credentials::new("CORP", "sccm-naa", "Secret1!");
+        let (type1, type2, type3) = bound_logon(None);
+        let off = ExtendedProtection::Off;
+        let logon = |t1: &[u8], t2: &[u8], t3: &[u8]| {
+            parse_authenticate(t3).unwrap().logon(&account, &server(t1, t2, None, off))
+        };
+        assert_eq!(logon(&type1, &type2, &type3), Ok(()));
+        // A flag taken out of the NEGOTIATE or the CHALLENGE on the way (a downgrade).
+        let mut t1 = type1.clone();
+        t1[12] &= !0x01;
+        assert_eq!(logon(&t1, &type2, &type3), Err(LogonError::MicMismatch));
+        let mut t2 = type2.clone();
+        t2[22] &= !0x08;
+        assert_eq!(logon(&type1, &t2, &type3), Err(LogonError::MicMismatch));
+        // The MIC itself changed, or the message's flags.
+        let mut t3 = type3.clone();
+        t3[80] ^= 1;
+        assert_eq!(logon(&type1, &type2, &t3), Err(LogonError::MicMismatch));
+        let mut t3 = type3.clone();
+        t3[60] ^= 0x01;
+        assert_eq!(logon(&type1, &type2, &t3), Err(LogonError::MicMismatch));
+    }
+
+    #[test]
+    fn the_mic_flag_cannot_be_stripped() {
+        let account = Credentials::new("CORP", "sccm-naa", "Secret1!");
+        let (type1, type2, mut type3) = bound_logon(None);
+        // Clear MsvAvFlags in the blob (after NTProofStr and the blob's fixed 28 bytes): the
+        // NTLMv2 proof covers it.
+        let nt_at = usize::try_from(u32::from_le_bytes(type3[24..28].try_into().unwrap())).unwrap();
+        let mut at = nt_at + 16 + 28;
+        let mut flags_at = None;
+        for (id, value) in av_pairs(&type3[at..]) {
+            if id == AV_FLAGS {
+                flags_at = Some(at + 4);
+            }
+            at += 4 + value.len();
+        }
+        type3[flags_at.expect("the client sends MsvAvFlags")] = 0;
+        let stripped = parse_authenticate(&type3).unwrap();
+        let side = server(&type1, &type2, None, ExtendedProtection::Off);
+        assert_eq!(stripped.logon(&account, &side), Err(LogonError::BadResponse));
+    }
+
+    #[test]
+    fn channel_bindings_follow_the_extended_protection_setting() {
+        use ExtendedProtection::{Accept, Off, Required};
+        let account = Credentials::new("CORP", "sccm-naa", "Secret1!");
+        let this = [0x11; 16];
+        let other = [0x22; 16];
+        for (sent, tls, protection, expected) in [
+            (Some(this), Some(this), Required, Ok(())),
+            (Some(this), Some(this), Accept, Ok(())),
+            (Some(other), Some(this), Accept, Err(LogonError::ChannelBindingMismatch)),
+            (Some(other), Some(this), Required, Err(LogonError::ChannelBindingMismatch)),
+            (Some(other), Some(this), Off, Ok(())),
+            (None, Some(this), Accept, Ok(())),
+            (None, Some(this), Required, Err(LogonError::ChannelBindingMissing)),
+            (None, Some(this), Off, Ok(())),
+            (None, None, Required, Ok(())),
+            // A binding made for some TLS channel, arriving over plain HTTP: relayed.
+            (Some(other), None, Accept, Err(LogonError::ChannelBindingMismatch)),
+            (Some(other), None, Required, Err(LogonError::ChannelBindingMismatch)),
+            (Some(other), None, Off, Ok(())),
+        ] {
+            let (type1, type2, type3) = bound_logon(sent);
+            let message = parse_authenticate(&type3).unwrap();
+            assert_eq!(message.channel_binding(), sent);
+            assert_eq!(
+                message.logon(&account, &server(&type1, &type2, tls, protection)),
+                expected,
+                "sent {sent:?}, channel {tls:?}, {protection:?}"
+            );
+        }
     }
 
     #[test]

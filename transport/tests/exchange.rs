@@ -28,7 +28,7 @@ use cmmp_transport::client::{
     Client, ClientConfig, ClientIdentity, CrlCheck, PolicyAuth, Roots, Scheme, blocking,
 };
 use cmmp_transport::msg::HostName;
-use cmmp_transport::ntlm::Credentials;
+use cmmp_transport::ntlm::{self, Credentials};
 use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::reply::{self, ReplyLimits, ReplySignature, ReplySigner, ReplyVerifier};
 use cmmp_transport::sign::{self, HashAlgorithm, TokenScheme};
@@ -1149,6 +1149,76 @@ async fn a_401_without_ntlm_or_negotiate_is_authentication_failed() {
         (sent.header("Authorization"), sent.header("Connection")),
         (None, Some("keep-alive"))
     );
+}
+
+/// An HTTPS test MP running the server side of NTLM with `protection`, for logons bound to
+/// the TLS channel whose server certificate is `channel_cert` (its own for an honest MP; any
+/// other stands for a relay that terminates the client's TLS and logs on elsewhere).
+fn ntlm_https_mp(channel_cert: &[u8], protection: ntlm::ExtendedProtection) -> TestMp {
+    let channel = ntlm::tls_channel_binding(channel_cert).unwrap();
+    let handshake: std::sync::Mutex<Option<(Vec<u8>, Vec<u8>)>> = std::sync::Mutex::new(None);
+    let unauthorized = |offer: &str| {
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {offer}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    TestMp::https(server_config(&pki().server, None), move |r| {
+        let Some(token) = r.header("Authorization").and_then(|v| v.strip_prefix("NTLM ")) else {
+            return Answer::KeepOpen(unauthorized("NTLM"));
+        };
+        let message = openssl::base64::decode_block(token).unwrap();
+        if ntlm::is_negotiate(&message) {
+            let type2 = ntlm::challenge(&[9; 8], "CORP", "MP01");
+            let offer = format!("NTLM {}", openssl::base64::encode_block(&type2));
+            *handshake.lock().unwrap() = Some((message, type2));
+            return Answer::KeepOpen(unauthorized(&offer));
+        }
+        let (type1, type2) = handshake.lock().unwrap().take().expect("a handshake under way");
+        let side = ntlm::ServerSide {
+            negotiate: &type1,
+            challenge: &type2,
+            channel_binding: Some(channel),
+            protection,
+        };
+        let account = Credentials::new("CORP", "sccm-naa", "Secret1!");
+        match ntlm::parse_authenticate(&message).unwrap().logon(&account, &side) {
+            Ok(()) => sync_reply(&content_reply(), true, None),
+            Err(_) => Answer::Bytes(response(401, "Unauthorized", None, b"")),
+        }
+    })
+}
+
+/// A windowsauth client of `mp` over HTTPS.
+fn ntlm_https_client(mp: &TestMp) -> Client {
+    let mut c = tls_config(mp);
+    c.settings.vdir = Vdir::WindowsAuth;
+    c.windows_credentials = Some(Credentials::new("CORP", "sccm-naa", "Secret1!"));
+    Client::new(c).unwrap()
+}
+
+#[tokio::test]
+async fn ntlm_over_https_binds_the_logon_to_the_tls_channel() {
+    let mp = ntlm_https_mp(&pki().server.der(), ntlm::ExtendedProtection::Required);
+    ntlm_https_client(&mp).invoke(&content_location(), vec![], None).await.unwrap();
+    let requests = mp.requests();
+    assert_eq!(requests.len(), 3, "without credentials, NEGOTIATE, AUTHENTICATE");
+    let token = requests[2].header("Authorization").unwrap().strip_prefix("NTLM ").unwrap();
+    let sent = ntlm::parse_authenticate(&openssl::base64::decode_block(token).unwrap()).unwrap();
+    assert_eq!(
+        sent.channel_binding(),
+        Some(ntlm::tls_channel_binding(&pki().server.der()).unwrap())
+    );
+    assert_eq!(sent.target_name().as_deref(), Some("HTTP/127.0.0.1"));
+}
+
+#[tokio::test]
+async fn an_ntlm_logon_relayed_to_another_tls_channel_is_refused() {
+    for protection in [ntlm::ExtendedProtection::Accept, ntlm::ExtendedProtection::Required] {
+        let mp = ntlm_https_mp(&pki().rogue_server.der(), protection);
+        let e = ntlm_https_client(&mp).invoke(&content_location(), vec![], None).await.unwrap_err();
+        assert!(matches!(&e, Error::AuthenticationFailed { .. }), "{protection:?}: {e}");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! A loopback test MP and a test proxy: 127.0.0.1, port 0, each on its own thread with a
 //! current-thread runtime, so async and blocking clients can both talk to it. Each connection
-//! carries one request; the handler's answer is written as it is (hostile replies included).
+//! carries one request, unless the handler answers [`Answer::KeepOpen`] (the NTLM handshake);
+//! the handler's answer is written as it is (hostile replies included).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,8 @@ impl Recorded {
 pub(crate) enum Answer {
     /// Write these bytes, then close.
     Bytes(Vec<u8>),
+    /// Write these bytes, then read the next request on the same connection.
+    KeepOpen(Vec<u8>),
     /// Never answer (the connection stays open until the MP is dropped).
     Hang,
 }
@@ -153,16 +156,24 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     handler: &Handler,
     recorded: &Mutex<Vec<Recorded>>,
 ) {
-    let Some(mut request) = read_request(&mut io).await else { return };
-    request.client_cert = client_cert;
-    recorded.lock().unwrap().push(request.clone());
-    match handler(&request) {
-        Answer::Bytes(bytes) => {
-            let _ = io.write_all(&bytes).await;
-            let _ = io.flush().await;
-            let _ = io.shutdown().await;
+    loop {
+        let Some(mut request) = read_request(&mut io).await else { return };
+        request.client_cert = client_cert;
+        recorded.lock().unwrap().push(request.clone());
+        match handler(&request) {
+            Answer::Bytes(bytes) => {
+                let _ = io.write_all(&bytes).await;
+                let _ = io.flush().await;
+                let _ = io.shutdown().await;
+                return;
+            }
+            Answer::KeepOpen(bytes) => {
+                if io.write_all(&bytes).await.is_err() || io.flush().await.is_err() {
+                    return;
+                }
+            }
+            Answer::Hang => std::future::pending::<()>().await,
         }
-        Answer::Hang => std::future::pending::<()>().await,
     }
 }
 
