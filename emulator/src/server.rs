@@ -23,8 +23,8 @@
 //! account or a handshake on another connection is 401 and the connection closes. When the
 //! client claims a `MIC`, it must cover the `NEGOTIATE` and `CHALLENGE` of this connection
 //! (a tampered negotiation is 401). The listener is plain HTTP, so there is no TLS channel
-//! to bind to: a non-zero channel binding (a logon made for some TLS channel, i.e. relayed)
-//! is 401, as IIS does with extended protection on; the target name is not checked. Without
+//! to bind to: a non-zero channel binding is 401 (a logon made for some TLS channel can only
+//! have been relayed here); the target name is not checked. Without
 //! `[[windows_accounts]]` any credentials are accepted, and so is any other `Authorization`
 //! header (the behaviour before NTLM was implemented). Kerberos is not implemented (no KDC):
 //! a `Negotiate` token that is not NTLM is refused when accounts are configured.

@@ -28,9 +28,9 @@
 //! message. That message is bound to the connection and the service (extended protection:
 //! over HTTPS the channel binding of the server certificate the client saw, the target name
 //! `HTTP/<mp>`, and a `MIC` over the three messages), so a logon relayed elsewhere fails at a
-//! server that checks them. A final 401 is [`Error::AuthenticationFailed`]. These are the only exchanges that
-//! send more than one request on a connection; each leg carries the whole request body, as
-//! IIS expects.
+//! server that checks them. A final 401 is [`Error::AuthenticationFailed`]. These are the
+//! only exchanges that send more than one request on a connection; each leg carries the whole
+//! request body, as IIS expects.
 //!
 //! **Revocation.** With [`ClientConfig::crl_check`] (or a raw message flagged
 //! `ENABLE_CRL_CHECKING`), the MP's certificate chain is checked against CRLs after the
