@@ -367,14 +367,10 @@ pub fn mic(
     challenge: &[u8],
     authenticate: &[u8],
 ) -> Result<[u8; 16], NtlmError> {
-    let (head, rest) = authenticate.split_at_checked(MIC_AT).ok_or(NtlmError::Malformed {
-        expected: "AUTHENTICATE",
-        reason: "too short to carry a MIC",
-    })?;
-    let tail = rest.get(16..).ok_or(NtlmError::Malformed {
-        expected: "AUTHENTICATE",
-        reason: "too short to carry a MIC",
-    })?;
+    let (head, tail) = authenticate
+        .get(..MIC_AT)
+        .zip(authenticate.get(AUTHENTICATE_HEADER..))
+        .ok_or(NtlmError::Malformed { expected: "AUTHENTICATE", reason: "too short for a MIC" })?;
     hmac_md5(session_key, &[negotiate, challenge, head, &[0; 16], tail])
 }
 
