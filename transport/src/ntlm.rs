@@ -380,26 +380,21 @@ pub fn mic(
 fn client_target_info(challenge_info: &[u8], binding: &Binding) -> Vec<u8> {
     let mut flags = 0;
     let mut out = Vec::with_capacity(challenge_info.len() + 64);
-    let push = |out: &mut Vec<u8>, id: u16, value: &[u8]| {
-        out.extend_from_slice(&id.to_le_bytes());
-        out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
-        out.extend_from_slice(value);
-    };
     for (id, value) in av_pairs(challenge_info) {
         match id {
             AV_FLAGS => {
                 flags = value.try_into().map(u32::from_le_bytes).unwrap_or(0);
             }
             AV_TARGET_NAME | AV_CHANNEL_BINDINGS => {}
-            _ => push(&mut out, id, value),
+            _ => push_av_pair(&mut out, id, value),
         }
     }
-    push(&mut out, AV_FLAGS, &(flags | AV_FLAG_MIC).to_le_bytes());
-    push(&mut out, AV_CHANNEL_BINDINGS, &binding.channel.unwrap_or([0; 16]));
+    push_av_pair(&mut out, AV_FLAGS, &(flags | AV_FLAG_MIC).to_le_bytes());
+    push_av_pair(&mut out, AV_CHANNEL_BINDINGS, &binding.channel.unwrap_or([0; 16]));
     if let Some(name) = &binding.target_name {
-        push(&mut out, AV_TARGET_NAME, &utf16le(name));
+        push_av_pair(&mut out, AV_TARGET_NAME, &utf16le(name));
     }
-    push(&mut out, AV_EOL, &[]);
+    push_av_pair(&mut out, AV_EOL, &[]);
     out
 }
 
@@ -437,6 +432,13 @@ fn av_pairs(info: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
         rest = rest.get(4 + len..)?;
         (id != AV_EOL).then_some((id, value))
     })
+}
+
+/// Appends one AV pair (ID, length, value) to a `TargetInfo`.
+fn push_av_pair(out: &mut Vec<u8>, id: u16, value: &[u8]) {
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
+    out.extend_from_slice(value);
 }
 
 /// A little-endian `u32` at `at`.
@@ -563,9 +565,7 @@ pub fn challenge(server_challenge: &[u8; 8], domain: &str, computer: &str) -> Ve
         (AV_TIMESTAMP, filetime_now().to_le_bytes().to_vec()),
         (AV_EOL, Vec::new()),
     ] {
-        info.extend_from_slice(&id.to_le_bytes());
-        info.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
-        info.extend_from_slice(&value);
+        push_av_pair(&mut info, id, &value);
     }
     let flags = NEGOTIATE_UNICODE
         | REQUEST_TARGET
