@@ -85,6 +85,9 @@ pub enum Error {
         #[source]
         source: openssl::error::ErrorStack,
     },
+    /// The HTTPS listener's certificate, key or client roots are not usable.
+    #[error("HTTPS listener: {0}")]
+    Tls(String),
     /// Reading the site file failed.
     #[error("reading {path} failed")]
     Io {

@@ -11,9 +11,10 @@
 //! consults [`Site::fault_for`], calls [`Site::handle`], and answers each [`Refusal`] with
 //! what a real MP sends ([`Refusal::mp_answer`]).
 //!
-//! [`Emulator`] serves a site over HTTP (loopback by default): the MP's `CCM_POST` vdirs, the
-//! `.sms_aut` and `.sms_pol` GETs, the fallback status point, and a JSON admin surface under
-//! `/cmmp-admin/`.
+//! [`Emulator`] serves a site over HTTP (loopback by default), and over HTTPS with TLS client
+//! certificates when asked ([`Emulator::serve_https`], [`tls`]): the MP's `CCM_POST` vdirs,
+//! the `.sms_aut` and `.sms_pol` GETs, the fallback status point, and a JSON admin surface
+//! under `/cmmp-admin/`.
 //!
 //! The rules and every decision taken where the sources are silent are documented in
 //! [`behaviour`]; the MP behaviours of the field notes (M1–M20) sit behind
@@ -40,12 +41,16 @@ mod key_memo;
 mod server;
 pub mod site;
 pub mod store;
+pub mod tls;
 
 pub use crate::behaviour::{
     ClientAuthProof, Envelope, Handled, LocationReply, MpAnswer, Outcome, PolicyBody,
     PolicyBodyRequest, Refusal, Resolution, Site,
 };
 pub use crate::error::{ConfigError, Error};
-pub use crate::server::{Emulator, HTML_500_PAGE, HTML_ERROR_PAGE};
+pub use crate::server::{
+    Emulator, HTML_403_CLIENT_CERTIFICATE_PAGE, HTML_500_PAGE, HTML_ERROR_PAGE,
+};
 pub use crate::site::{FaultKind, FaultSpec, SiteConfig};
 pub use crate::store::{ClientId, ClientRecord, ConflictId, FaultId, Store, Summary};
+pub use crate::tls::HttpsConfig;

@@ -1,8 +1,10 @@
-//! The emulator's listener: HTTP/1.1 on loopback (by default), speaking the MP's wire protocol
-//! and a small JSON admin surface.
+//! The emulator's listeners: HTTP/1.1 on loopback (by default), and optionally HTTPS
+//! ([`Emulator::serve_https`], [`crate::tls`]), speaking the MP's wire protocol and a small
+//! JSON admin surface. Both serve the same routes; over HTTPS with client roots, the default
+//! vdir and `/SMS_MP/` answer 403 to a client without a TLS client certificate.
 //!
-//! This is the only module that names tokio and httparse; no type of theirs appears in a
-//! public signature except the `SocketAddr` of std.
+//! This is the only module that names tokio and httparse (and, with [`crate::tls`], rustls); no
+//! type of theirs appears in a public signature except the `SocketAddr` of std.
 //!
 //! | Request | Handling |
 //! |---|---|
@@ -22,9 +24,11 @@
 //! (NTLMv2 only) against the site's `[[windows_accounts]]`; a wrong password, an unknown
 //! account or a handshake on another connection is 401 and the connection closes. When the
 //! client claims a `MIC`, it must cover the `NEGOTIATE` and `CHALLENGE` of this connection
-//! (a tampered negotiation is 401). The listener is plain HTTP, so there is no TLS channel
-//! to bind to: a non-zero channel binding is 401 (a logon made for some TLS channel can only
-//! have been relayed here); the target name is not checked. Without
+//! (a tampered negotiation is 401). The channel binding is checked by the site's
+//! `extended_protection` (`off`, `accept`, `required`, as IIS's setting): over HTTPS it must
+//! name the listener's certificate; over plain HTTP there is no TLS channel to bind to, so a
+//! non-zero binding is 401 unless `off` (a logon made for some TLS channel can only have been
+//! relayed here). The target name is not checked. Without
 //! `[[windows_accounts]]` any credentials are accepted, and so is any other `Authorization`
 //! header (the behaviour before NTLM was implemented). Kerberos is not implemented (no KDC):
 //! a `Negotiate` token that is not NTLM is refused when accounts are configured.
@@ -65,13 +69,14 @@ use cmmp_transport::reply::{ReplySigner, encode_no_reply, encode_sync_reply};
 use cmmp_transport::sign::{HashAlgorithm, from_hex, public_key_from_blob, verify_reversed};
 use cmmp_transport::wire::{DecodeLimits, DecodedRequest, Vdir, decode_request_with_key};
 use openssl::pkey::{PKey, Public};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::behaviour::{Handled, MpAnswer, PolicyBodyRequest, Site};
 use crate::error::Error;
 use crate::key_memo::KeyMemo;
 use crate::site::{FaultKind, POLICY_BODY_ENDPOINT};
+use crate::tls::HttpsConfig;
 
 /// The body of the error page a real MP returns for a refused policy body (M8).
 pub const HTML_ERROR_PAGE: &str = "<HTML><HEAD><TITLE>ERROR</TITLE></HEAD><BODY></BODY></HTML>";
@@ -81,6 +86,13 @@ pub const HTML_500_PAGE: &str =
 
 /// The page of a 401 (M9).
 const HTML_401_PAGE: &str = "<HTML><HEAD><TITLE>401 - Unauthorized</TITLE></HEAD></HTML>";
+
+/// The page of an HTTPS MP asked without a client certificate (§2.9).
+pub const HTML_403_CLIENT_CERTIFICATE_PAGE: &str =
+    "<HTML><HEAD><TITLE>403 - Client certificate required</TITLE></HEAD><BODY></BODY></HTML>";
+
+/// How long a TLS handshake may take before the connection is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// How long a kept-alive connection waits for the next request.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -108,6 +120,8 @@ pub(crate) struct Shared {
     commits: mpsc::Sender<Job>,
     /// The site's Windows accounts (fixed at start), for NTLM on the `windowsauth` vdir.
     windows_accounts: Vec<Credentials>,
+    /// How NTLM channel bindings are checked (the site's `extended_protection`).
+    extended_protection: ntlm::ExtendedProtection,
     /// Public keys read from `clientauth` `PublicKey` blobs, by the blob's hex as sent
     /// ([`preverify`]).
     blob_keys: KeyMemo,
@@ -124,14 +138,51 @@ impl Shared {
 /// A running emulator.
 pub struct Emulator {
     addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// One per listener: the signal that stops its accept loop, and the loop.
+    listeners: Vec<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("https_addr", &self.https_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a connection's transport says about the client: nothing over plain HTTP; over TLS,
+/// the channel binding of the listener's certificate and whether the client showed a
+/// certificate.
+#[derive(Clone, Copy)]
+struct Channel {
+    tls: Option<TlsChannel>,
+}
+
+#[derive(Clone, Copy)]
+struct TlsChannel {
+    /// MD5 of the RFC 5929 `tls-server-end-point` binding of the listener's certificate.
+    binding: [u8; 16],
+    /// The listener asks for client certificates ([`crate::tls`]).
+    asks_for_certificates: bool,
+    /// The client showed one (it chains to the client roots, or the handshake failed).
+    client_certificate: bool,
+}
+
+impl Channel {
+    const PLAIN: Self = Self { tls: None };
+
+    /// Whether `path` (lower case) is refused with 403 on this channel: an HTTPS listener
+    /// that asks for client certificates, a client without one, and the default vdir or a
+    /// `/SMS_MP/` path ([`crate::tls`]).
+    fn lacks_client_certificate(&self, path: &str) -> bool {
+        self.tls.is_some_and(|tls| {
+            tls.asks_for_certificates
+                && !tls.client_certificate
+                && (path == "/ccm_system/request" || path.starts_with("/sms_mp/"))
+        })
     }
 }
 
@@ -158,12 +209,14 @@ impl Emulator {
             .iter()
             .map(|a| Credentials::new(&a.domain, &a.user, &a.password))
             .collect();
+        let extended_protection = site.config().extended_protection.ntlm();
         let shared = Arc::new(Shared {
             site: Mutex::new(site),
             identity,
             max_body,
             commits,
             windows_accounts,
+            extended_protection,
             blob_keys: KeyMemo::new(),
         });
         let weak = Arc::downgrade(&shared);
@@ -171,30 +224,44 @@ impl Emulator {
             .name("cmmp-emulator-commit".to_owned())
             .spawn(move || committer(&jobs, &weak))
             .map_err(|e| Error::io("start the committer thread", e))?;
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let serving = Arc::clone(&shared);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut rx => break,
-                    accepted = listener.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            // Answers are written whole; Nagle would hold the last segment of
-                            // one back for the client's delayed ACK on a kept-alive connection.
-                            let _ = stream.set_nodelay(true);
-                            let shared = Arc::clone(&serving);
-                            tokio::spawn(async move { connection(stream, shared).await });
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Self { addr, shared, shutdown: Some(tx), task: Some(task) })
+        let listeners = vec![listen_on(listener, Arc::clone(&shared), None)];
+        Ok(Self { addr, https_addr: None, shared, listeners })
+    }
+
+    /// Adds an HTTPS listener ([`crate::tls`]): the same site and routes as the plain-HTTP
+    /// listener, over TLS with `config`'s certificate. Client certificates are asked for when
+    /// `config` has client roots; without one, the default vdir and `/SMS_MP/` answer 403.
+    /// NTLM logons on it are bound to its certificate (the site's `extended_protection`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] when the certificate, key or roots are not usable; [`Error::Io`] when
+    /// the address cannot be bound.
+    pub async fn serve_https(&mut self, config: &HttpsConfig) -> Result<SocketAddr, Error> {
+        let tls = config.server_config()?;
+        let binding = ntlm::tls_channel_binding(config.certificate_der())
+            .map_err(|e| Error::Tls(format!("the certificate's channel binding: {e}")))?;
+        let asks_for_certificates = config.asks_for_client_certificates();
+        let listen = config.listen;
+        let listener =
+            TcpListener::bind(listen).await.map_err(|e| Error::io(format!("bind {listen}"), e))?;
+        let addr = listener.local_addr().map_err(|e| Error::io("local address", e))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let tls = TlsListener { acceptor, binding, asks_for_certificates };
+        let listening = listen_on(listener, Arc::clone(&self.shared), Some(tls));
+        self.listeners.push(listening);
+        self.https_addr = Some(addr);
+        Ok(addr)
     }
 
     /// The address the emulator listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the HTTPS listener, once [`Emulator::serve_https`] started it.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// The site, for admin library calls (approve, block, inventory, …). Hold the guard
@@ -208,12 +275,10 @@ impl Emulator {
         &self.shared.identity
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections and waits for the accept loops to end.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for (tx, task) in std::mem::take(&mut self.listeners) {
             let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
             let _ = task.await;
         }
     }
@@ -221,10 +286,65 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        for (tx, _) in self.listeners.drain(..) {
             let _ = tx.send(());
         }
     }
+}
+
+/// What an HTTPS listener needs for each connection.
+struct TlsListener {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// The channel binding of the listener's certificate.
+    binding: [u8; 16],
+    /// The listener asks for client certificates.
+    asks_for_certificates: bool,
+}
+
+/// A listener's accept loop (over TLS with `tls`), and the signal that stops it.
+fn listen_on(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsListener>,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let tls = tls.map(Arc::new);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut rx => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    // Answers are written whole; Nagle would hold the last segment of one back
+                    // for the client's delayed ACK on a kept-alive connection.
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            None => connection(stream, shared, Channel::PLAIN).await,
+                            Some(tls) => tls_connection(stream, shared, &tls).await,
+                        }
+                    });
+                }
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// The TLS handshake, then the connection. A client that stalls the handshake, or whose
+/// certificate does not chain to the client roots, is dropped.
+async fn tls_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>, tls: &TlsListener) {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE, tls.acceptor.accept(stream));
+    let Ok(Ok(stream)) = handshake.await else { return };
+    let client_certificate = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+    let channel = TlsChannel {
+        binding: tls.binding,
+        asks_for_certificates: tls.asks_for_certificates,
+        client_certificate,
+    };
+    connection(stream, shared, Channel { tls: Some(channel) }).await;
 }
 
 /// A parsed request.
@@ -296,7 +416,11 @@ enum Action {
     Drop,
 }
 
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: Arc<Shared>,
+    channel: Channel,
+) {
     // The NTLM handshake under way on this connection.
     let mut challenge = None;
     let mut first = true;
@@ -319,9 +443,9 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
             }
         };
         let wants_more = request.keep_alive;
-        let action = match windows_auth(&request, &mut challenge, &shared) {
+        let action = match windows_auth(&request, &mut challenge, &shared, channel) {
             Some(refused) => Action::Respond(refused),
-            None => route(request, &shared).await,
+            None => route(request, &shared, channel).await,
         };
         let Action::Respond(mut response) = action else { break };
         served += 1;
@@ -343,6 +467,7 @@ fn windows_auth(
     request: &HttpRequest,
     challenge: &mut Option<Handshake>,
     shared: &Shared,
+    channel: Channel,
 ) -> Option<Response> {
     let path = request.target.split('?').next().unwrap_or_default();
     if request.method != "CCM_POST" || !path.eq_ignore_ascii_case(Vdir::WindowsAuth.path()) {
@@ -385,8 +510,8 @@ fn windows_auth(
             let side = ntlm::ServerSide {
                 negotiate: &handshake.negotiate,
                 challenge: &handshake.challenge,
-                channel_binding: None,
-                protection: ntlm::ExtendedProtection::Accept,
+                channel_binding: channel.tls.map(|tls| tls.binding),
+                protection: shared.extended_protection,
             };
             let known = accounts.iter().any(|a| {
                 (a.domain.is_empty() || a.domain.eq_ignore_ascii_case(&message.domain))
@@ -410,8 +535,8 @@ struct Handshake {
 
 /// Reads one request; `Err(status)` for one that cannot be read. `buf` holds what was read
 /// from the connection but not yet used (a pipelined next request), before and after.
-async fn read_request(
-    stream: &mut TcpStream,
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
     max_body: usize,
 ) -> Result<Option<HttpRequest>, u16> {
@@ -481,11 +606,15 @@ async fn read_request(
     Ok(Some(HttpRequest { method, target, headers, body, keep_alive }))
 }
 
-async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: &Response,
+) -> std::io::Result<()> {
     let reason = match response.status {
         200 => "OK",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         411 => "Length Required",
@@ -513,12 +642,15 @@ async fn write_response(stream: &mut TcpStream, response: &Response) -> std::io:
     stream.flush().await
 }
 
-async fn route(request: HttpRequest, shared: &Arc<Shared>) -> Action {
+async fn route(request: HttpRequest, shared: &Arc<Shared>, channel: Channel) -> Action {
     let (path, query) = match request.target.split_once('?') {
         Some((p, q)) => (p.to_owned(), q.to_owned()),
         None => (request.target.clone(), String::new()),
     };
     let lower = path.to_ascii_lowercase();
+    if channel.lacks_client_certificate(&lower) {
+        return Action::Respond(Response::html(403, HTML_403_CLIENT_CERTIFICATE_PAGE));
+    }
     if lower.starts_with("/cmmp-admin/") {
         let shared = Arc::clone(shared);
         return Action::Respond(blocking(move || crate::admin::handle(&request, &shared)).await);

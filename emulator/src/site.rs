@@ -87,6 +87,37 @@ pub struct SiteConfig {
     /// Default: none, and then the vdir accepts any `Authorization` header (any credentials),
     /// as a lab MP that only checks that the client tried Windows authentication.
     pub windows_accounts: Vec<WindowsAccount>,
+    /// IIS's "Extended Protection" of the `windowsauth` vdir: how an NTLM logon's channel
+    /// binding is checked. Over the HTTPS listener it must name the listener's certificate
+    /// (`accept`: when the client sends one; `required`: always); over plain HTTP a non-zero
+    /// binding is refused unless `off`. Default: `accept`, as IIS's.
+    pub extended_protection: ExtendedProtection,
+}
+
+/// IIS's "Extended Protection" setting for Windows authentication (`extended_protection`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExtendedProtection {
+    /// Channel bindings are not checked.
+    Off,
+    /// A channel binding the client sends must name this channel; clients that send none are
+    /// let in.
+    #[default]
+    Accept,
+    /// Over HTTPS every client must send the binding of this channel.
+    Required,
+}
+
+impl ExtendedProtection {
+    /// The transport's setting of the same name.
+    #[must_use]
+    pub fn ntlm(self) -> cmmp_transport::ntlm::ExtendedProtection {
+        match self {
+            Self::Off => cmmp_transport::ntlm::ExtendedProtection::Off,
+            Self::Accept => cmmp_transport::ntlm::ExtendedProtection::Accept,
+            Self::Required => cmmp_transport::ntlm::ExtendedProtection::Required,
+        }
+    }
 }
 
 /// A Windows account of the site's domain (`[[windows_accounts]]`), for NTLM logons on the
@@ -163,6 +194,7 @@ impl Default for SiteConfig {
             }],
             faults: Vec::new(),
             windows_accounts: Vec::new(),
+            extended_protection: ExtendedProtection::Accept,
         }
     }
 }

@@ -11,30 +11,15 @@ use cmmp_transport::cert::generate_mixed_mode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "shared/helpers.rs"]
+mod shared;
+use shared::response;
+
 async fn emulator() -> Emulator {
     let site = Site::in_memory(SiteConfig::default(), Utc::now()).unwrap();
     let identity = generate_mixed_mode("MP01", SystemTime::now()).unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     Emulator::start(listen, site, identity).await.unwrap()
-}
-
-/// Reads one response (head and `Content-Length` body); returns the head.
-async fn response(stream: &mut TcpStream) -> String {
-    let mut raw = Vec::new();
-    let mut byte = [0_u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "the connection closed early");
-        raw.push(byte[0]);
-    }
-    let head = String::from_utf8(raw).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    let mut body = vec![0_u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    head
 }
 
 fn get(version: &str, connection: Option<&str>) -> String {

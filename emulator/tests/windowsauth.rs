@@ -7,26 +7,16 @@ use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use cmmp_emulator::{Emulator, Site, SiteConfig};
-use cmmp_model::kinds::ClientRegistration;
-use cmmp_model::registration::RegistrationKind;
-use cmmp_model::value::{IsoTime, MaybeSmsId};
 use cmmp_transport::Error;
-use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_single};
+use cmmp_transport::cert::{generate_mixed_mode, generate_mixed_mode_single};
 use cmmp_transport::client::{Client, ClientConfig};
 use cmmp_transport::msg::HostName;
 use cmmp_transport::ntlm::Credentials;
-use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, build_request};
-use cmmp_transport::sign::HashAlgorithm;
 use cmmp_transport::wire::{Settings, Vdir};
 
-const SITE: &str = r#"
-approval = "trusted"
-
-[[windows_accounts]]
-domain = "CORP"
-user = "PC01$"
-password = "machine-secret"
-"#;
+#[path = "shared/helpers.rs"]
+mod shared;
+use shared::{WINDOWS_SITE as SITE, head_of, registration};
 
 async fn emulator(config: SiteConfig) -> Emulator {
     let site = Site::in_memory(config, Utc::now()).unwrap();
@@ -47,39 +37,14 @@ fn client(mp: &Emulator, credentials: Option<Credentials>) -> Client {
     Client::new(config).unwrap()
 }
 
-fn registration(identity: &Identity) -> ClientRegistration {
-    let info = Registration {
-        netbios_name: HostName::new("PC01").unwrap(),
-        fqdn: HostName::new("PC01.corp.example").unwrap(),
-        locale_id: 1033,
-        agent_identity: "cmmp-tests".to_owned(),
-        agent_version: "5.00.9128.1000".parse().unwrap(),
-        agent_type: AgentType::AdvancedClient,
-        internet_flag: 0,
-        agent_edition: None,
-        extra: Vec::new(),
-    };
-    ClientRegistration(
-        build_request(
-            &info,
-            identity,
-            RegistrationSigner::Own,
-            HashAlgorithm::Sha256,
-            RegistrationKind::Registration,
-            MaybeSmsId(None),
-            IsoTime::now(),
-        )
-        .unwrap(),
-    )
-}
-
 /// Registers a fresh client through the `windowsauth` vdir of `config`'s emulator with
 /// `creds` and checks that it is registered and approved: trusted approval approves
 /// registrations through Windows authentication (M2).
 async fn registers_approved(config: SiteConfig, creds: Credentials) {
     let mp = emulator(config).await;
     let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
-    let sent = client(&mp, Some(creds)).invoke(&registration(&identity), vec![], None).await;
+    let sent =
+        client(&mp, Some(creds)).invoke(&registration(&identity, "PC01"), vec![], None).await;
     let reply = sent.unwrap().reply;
     assert_eq!((reply.status, reply.approval_status), (0, Some(1)));
 }
@@ -100,7 +65,7 @@ async fn ntlm_with_a_wrong_password_is_authentication_failed() {
         Credentials::new("OTHER", "PC01$", "machine-secret"),
     ] {
         let e = client(&mp, Some(creds))
-            .invoke(&registration(&identity), vec![], None)
+            .invoke(&registration(&identity, "PC01"), vec![], None)
             .await
             .unwrap_err();
         assert!(
@@ -111,7 +76,8 @@ async fn ntlm_with_a_wrong_password_is_authentication_failed() {
         assert!(!format!("{e:?}").contains("machine-secret"));
     }
     // Without credentials: the MP's 401 (M9), nothing stored.
-    let e = client(&mp, None).invoke(&registration(&identity), vec![], None).await.unwrap_err();
+    let e =
+        client(&mp, None).invoke(&registration(&identity, "PC01"), vec![], None).await.unwrap_err();
     assert!(matches!(e, Error::Http { status: 401, .. }), "{e}");
 }
 
@@ -129,27 +95,6 @@ fn site_files_list_windows_accounts_and_redact_their_passwords() {
     assert!(!debug.contains("machine-secret"), "{debug}");
     assert!(SiteConfig::default().windows_accounts.is_empty());
     assert!(SiteConfig::from_toml("[[windows_accounts]]\nuser = \"u\"\n").is_err());
-}
-
-/// Sends `request` on one connection and reads the answer head (the emulator answers with
-/// `Content-Length`, so reading stops at the head's end and the body's length).
-async fn head_of(stream: &mut tokio::net::TcpStream, request: &str) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let mut byte = [0_u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed early");
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0_u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    head
 }
 
 #[tokio::test]

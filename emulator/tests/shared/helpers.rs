@@ -1,0 +1,80 @@
+//! Client-side helpers the emulator's test binaries share (`#[path]`-included, so each
+//! binary uses what it needs).
+
+#![allow(dead_code)]
+
+use cmmp_model::kinds::ClientRegistration;
+use cmmp_model::registration::RegistrationKind;
+use cmmp_model::value::{IsoTime, MaybeSmsId};
+use cmmp_transport::cert::Identity;
+use cmmp_transport::msg::HostName;
+use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, build_request};
+use cmmp_transport::sign::HashAlgorithm;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+/// A site with trusted approval and one Windows account, `CORP\\PC01$` with the password
+/// `machine-secret`, for NTLM logons on the `windowsauth` vdir.
+pub(crate) const WINDOWS_SITE: &str = r#"
+approval = "trusted"
+
+[[windows_accounts]]
+domain = "CORP"
+user = "PC01$"
+password = "machine-secret"
+"#;
+
+/// A client's own registration (`AgentType` 1, signed with `identity`, SHA-256) for the
+/// machine `name` of `corp.example`.
+pub(crate) fn registration(identity: &Identity, name: &str) -> ClientRegistration {
+    let info = Registration {
+        netbios_name: HostName::new(name).unwrap(),
+        fqdn: HostName::new(&format!("{name}.corp.example")).unwrap(),
+        locale_id: 1033,
+        agent_identity: "cmmp-tests".to_owned(),
+        agent_version: "5.00.9128.1000".parse().unwrap(),
+        agent_type: AgentType::AdvancedClient,
+        internet_flag: 0,
+        agent_edition: None,
+        extra: Vec::new(),
+    };
+    ClientRegistration(
+        build_request(
+            &info,
+            identity,
+            RegistrationSigner::Own,
+            HashAlgorithm::Sha256,
+            RegistrationKind::Registration,
+            MaybeSmsId(None),
+            IsoTime::now(),
+        )
+        .unwrap(),
+    )
+}
+
+/// Reads one response (head and `Content-Length` body); returns the head.
+pub(crate) async fn response<S: AsyncRead + Unpin>(stream: &mut S) -> String {
+    let mut raw = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "the connection closed early");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let mut body = vec![0_u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    head
+}
+
+/// Sends `request` on `stream` and reads the answer's head.
+pub(crate) async fn head_of<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &str,
+) -> String {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    response(stream).await
+}
