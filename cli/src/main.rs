@@ -14,6 +14,7 @@ mod identity;
 mod messages;
 mod query;
 mod register;
+mod serve;
 mod target;
 mod wire;
 
@@ -177,6 +178,8 @@ enum EmulatorCommand {
         /// registrations (as the product ships), `manual` nobody until an admin approves.
         #[arg(long, value_parser = ["auto", "trusted", "manual"])]
         approval: Option<String>,
+        #[command(flatten)]
+        https: serve::HttpsArgs,
     },
     #[command(flatten)]
     Admin(admin::AdminCommand),
@@ -278,6 +281,10 @@ impl Error {
             Error::Transport(T::Tls { .. }) => Some(
                 "the MP's certificate must chain to a trusted root: give the site's root with --ca",
             ),
+            Error::Transport(T::Http { status: 403, .. }) => Some(
+                "an HTTPS management point asks for a TLS client certificate: give it with \
+                 --client-cert and --client-key, or use --vdir altauth",
+            ),
             Error::Transport(T::EmptyReply) => Some(
                 "`cmmp emulator messages` (on the emulator) shows why each message was refused",
             ),
@@ -376,7 +383,9 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             outcome.code = u8::try_from(code).unwrap_or(1);
             Ok(outcome)
         }
-        Command::Emulator { command: EmulatorCommand::Serve { listen, db, site, approval } } => {
+        Command::Emulator {
+            command: EmulatorCommand::Serve { listen, db, site, approval, https },
+        } => {
             let mut config = match site {
                 Some(path) => SiteConfig::load(&path)?,
                 None => SiteConfig::default(),
@@ -391,15 +400,37 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             let site = Site::open(config, &db, Utc::now())?;
             let identity =
                 cmmp_transport::cert::generate_mixed_mode("cmmp emulator MP", SystemTime::now())?;
-            let emulator = Emulator::start(listen, site, identity).await?;
+            let tls = https.config(&db)?;
+            let mut emulator = Emulator::start(listen, site, identity).await?;
             let addr = emulator.addr();
+            let https_addr = match &tls {
+                Some((config, _)) => Some(emulator.serve_https(config).await?),
+                None => None,
+            };
             if cli.json {
                 println!(
                     "{}",
-                    json!({ "listening": format!("http://{addr}"), "site": site_code, "db": db.display().to_string() })
+                    json!({
+                        "listening": format!("http://{addr}"),
+                        "https": https_addr.map(|a| format!("https://{a}")),
+                        "tls_certificate": tls.as_ref().map(|(_, p)| p.display().to_string()),
+                        "site": site_code,
+                        "db": db.display().to_string(),
+                    })
                 );
             } else {
                 println!("cmmp emulator listening on http://{addr} (site {site_code})");
+                if let (Some(a), Some((config, cert))) = (https_addr, &tls) {
+                    let clients = if config.asks_for_client_certificates() {
+                        "client certificates required on /ccm_system/ and /SMS_MP/"
+                    } else {
+                        "no client certificates asked for"
+                    };
+                    println!(
+                        "https://{a} ({clients}); clients trust it with --ca {}",
+                        cert.display()
+                    );
+                }
                 println!("site database: {}", db.display());
                 println!("admin: cmmp emulator clients --admin http://{addr}");
             }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cmmp_model::value::SmsId;
-use cmmp_transport::client::{Client, ClientConfig, CrlCheck, Roots, Scheme};
+use cmmp_transport::client::{Client, ClientConfig, ClientIdentity, CrlCheck, Roots, Scheme};
 use cmmp_transport::msg::HostName;
 use cmmp_transport::ntlm::Credentials;
 use cmmp_transport::sign::{HashAlgorithm, SigningKey};
@@ -36,6 +36,13 @@ pub(crate) struct MpArgs {
     /// the system's roots.
     #[arg(long, value_name = "PEM")]
     pub(crate) ca: Option<PathBuf>,
+    /// A TLS client certificate (PEM chain, leaf first) for an HTTPS management point that
+    /// asks for one (native mode; without one it answers 403). Needs `--client-key`.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub(crate) client_cert: Option<PathBuf>,
+    /// The unencrypted PEM private key of `--client-cert`.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub(crate) client_key: Option<PathBuf>,
     /// Seconds to wait for the whole exchange.
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub(crate) timeout: u64,
@@ -90,6 +97,15 @@ impl MpArgs {
         config.timeout = std::time::Duration::from_secs(self.timeout.max(1));
         if let Some(ca) = &self.ca {
             config.roots = Roots::Custom(read_pem_certificates(ca)?);
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            if scheme != Scheme::Https {
+                return Err(Error::Usage(
+                    "--client-cert is for an https:// management point".to_owned(),
+                ));
+            }
+            let identity = ClientIdentity::from_pem(&read(cert)?, &read(key)?)?;
+            config.client_identity = Some(identity);
         }
         if !self.crls.is_empty() {
             config.crl_check = Some(CrlCheck::from_files(&self.crls)?);

@@ -94,11 +94,17 @@ impl Emulator {
     }
 
     fn with_site(dir: &Temp, approval: &str, site: Option<&str>) -> Self {
+        let site = site.map(|s| vec!["--site", s]).unwrap_or_default();
+        Self::with_args(dir, approval, &site).0
+    }
+
+    /// Serves with `args` added; also returns the stdout line after the address line.
+    fn with_args(dir: &Temp, approval: &str, args: &[&str]) -> (Self, String) {
         let db = dir.path("site.db");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cmmp"))
             .args(["emulator", "serve", "--listen", "127.0.0.1:0", "--db", &db])
             .args(["--approval", approval])
-            .args(site.map(|s| vec!["--site", s]).unwrap_or_default())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -111,7 +117,26 @@ impl Emulator {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no address in {line:?}"))
             .to_owned();
-        Self { child, _stdout: stdout, url }
+        let mut next = String::new();
+        stdout.read_line(&mut next).unwrap();
+        (Self { child, _stdout: stdout, url }, next)
+    }
+
+    /// Serves HTTPS too (`--https` and `args`): the `https://` URL and the `--ca` file.
+    fn with_https(dir: &Temp, args: &[&str]) -> (Self, String, String) {
+        let mut all = vec!["--https", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let (emulator, line) = Self::with_args(dir, "auto", &all);
+        let word = |prefix: &str| {
+            line.split_whitespace()
+                .skip_while(|w| *w != prefix)
+                .nth(1)
+                .unwrap_or_else(|| panic!("no {prefix} in {line:?}"))
+                .to_owned()
+        };
+        let url = line.split_whitespace().next().unwrap_or_default().to_owned();
+        assert!(url.starts_with("https://127.0.0.1:"), "{line}");
+        (emulator, url, word("--ca"))
     }
 }
 
@@ -297,6 +322,89 @@ fn windows_authentication_on_the_windowsauth_vdir() {
     assert!(t.contains("add --vdir windowsauth"), "{t}");
     let t = fails(2, &format!("mp info --mp {mp} --crl-check"));
     assert!(t.contains("HTTPS") || t.contains("https"), "{t}");
+}
+
+/// A self-signed clientAuth certificate and its key (PEM): a native-mode client's TLS
+/// certificate, and the root the emulator is told to trust for it.
+fn client_tls_pair() -> (Vec<u8>, Vec<u8>) {
+    use openssl::x509::extension::ExtendedKeyUsage;
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "LNX01").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&openssl::bn::BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap()).unwrap();
+    b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap()).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+    (b.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
+}
+
+/// `emulator serve --https`: a self-signed certificate made once and kept next to the
+/// database, which clients trust with `--ca`; with `--client-ca`, the default vdir wants a
+/// TLS client certificate (`--client-cert`) and the altauth vdir does not.
+#[test]
+fn https_listener_with_a_kept_certificate_and_client_certificates() {
+    let dir = Temp::new("https");
+    let (cert, key) = client_tls_pair();
+    let (client_cert, client_key) = (dir.path("client.pem"), dir.path("client.key"));
+    std::fs::write(&client_cert, cert).unwrap();
+    std::fs::write(&client_key, key).unwrap();
+    let (emu, https, ca) = Emulator::with_https(&dir, &["--client-ca", &client_cert]);
+    assert_eq!(ca, dir.path("site.tls.pem"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path("site.tls.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let register = format!("register --mp {https} --ca {ca} --site P01 --identity {id}");
+
+    // Without a client certificate: the MP's 403, and what to do about it.
+    let t = fails(3, &format!("{register} --name LNX01"));
+    assert!(t.contains("HTTP 403") && t.contains("--client-cert"), "{t}");
+    let t = ok(&format!(
+        "{register} --name LNX01 --client-cert {client_cert} --client-key {client_key}"
+    ));
+    assert!(t.contains("registered LNX01 as GUID:"), "{t}");
+    let id2 = dir.path("id2");
+    ok(&format!("identity new --dir {id2}"));
+    let t = ok(&format!(
+        "register --mp {https} --ca {ca} --site P01 --identity {id2} --name LNX02 --vdir altauth"
+    ));
+    assert!(t.contains("registered LNX02 as GUID:"), "{t}");
+    let t = ok(&format!("emulator clients --admin {}", emu.url));
+    assert!(t.contains("LNX01") && t.contains("LNX02"), "{t}");
+    // A client that does not trust the listener sends nothing.
+    let t = fails(3, &format!("mp info --mp {https}"));
+    assert!(t.contains("TLS") && t.contains("--ca"), "{t}");
+    let t = fails(
+        2,
+        &format!("mp info --mp {} --client-cert {client_cert} --client-key {client_key}", emu.url),
+    );
+    assert!(t.contains("https://"), "{t}");
+
+    // The certificate is kept: the next start serves the same one.
+    let pem = std::fs::read(&ca).unwrap();
+    drop(emu);
+    let (_emu, https, _) = Emulator::with_https(&dir, &[]);
+    assert_eq!(std::fs::read(&ca).unwrap(), pem);
+    let t = ok(&format!("mp info --mp {https} --ca {ca}"));
+    assert!(t.contains("P01"), "{t}");
+    // Half a kept pair is refused rather than replaced.
+    drop(_emu);
+    std::fs::remove_file(dir.path("site.tls.key")).unwrap();
+    let db = dir.path("site.db");
+    let t = fails(2, &format!("emulator serve --listen 127.0.0.1:0 --db {db} --https 127.0.0.1:0"));
+    assert!(t.contains("go together"), "{t}");
 }
 
 #[test]
