@@ -12,7 +12,7 @@ use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, buil
 use cmmp_transport::sign::HashAlgorithm;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-/// A site with trusted approval and one Windows account, `CORP\\PC01$` with the password
+/// A site with trusted approval and one Windows account, `CORP\PC01$` with the password
 /// `machine-secret`, for NTLM logons on the `windowsauth` vdir.
 pub(crate) const WINDOWS_SITE: &str = r#"
 approval = "trusted"
