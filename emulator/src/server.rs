@@ -259,7 +259,7 @@ impl Emulator {
         self.addr
     }
 
-    /// The address of the HTTPS listener, once [`Emulator::serve_https`] started it.
+    /// The address of the HTTPS listener [`Emulator::serve_https`] started last, if any.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https_addr
     }
