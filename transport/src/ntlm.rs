@@ -491,13 +491,21 @@ pub fn parse_challenge(bytes: &[u8]) -> Result<Challenge, NtlmError> {
 ///
 /// # Errors
 ///
-/// [`NtlmError::Crypto`] when the random source or HMAC fails.
+/// [`NtlmError::Crypto`] when the random source or HMAC fails; [`NtlmError::Malformed`] when
+/// `challenge` does not hold the received message ([`Challenge::message`], which
+/// [`parse_challenge`] fills): no server would accept a `MIC` without it.
 pub fn authenticate(
     creds: &Credentials,
     negotiate: &[u8],
     challenge: &Challenge,
     binding: &Binding,
 ) -> Result<Vec<u8>, NtlmError> {
+    if challenge.message.len() < 32 || !challenge.message.starts_with(SIGNATURE) {
+        return Err(NtlmError::Malformed {
+            expected: "CHALLENGE",
+            reason: "the challenge does not hold the message as received, which the MIC covers",
+        });
+    }
     let mut client_challenge = [0_u8; 8];
     openssl::rand::rand_bytes(&mut client_challenge)
         .map_err(|e| NtlmError::Crypto(e.to_string()))?;
@@ -767,9 +775,9 @@ impl Authenticate {
 #[cfg(test)]
 mod tests {
     use super::{
-        AV_FLAGS, Binding, Credentials, ExtendedProtection, LogonError, ServerSide, authenticate,
-        av_pairs, challenge, mic, negotiate, ntowf_v2, parse_authenticate, parse_challenge,
-        tls_channel_binding, v2_response,
+        AV_FLAGS, Binding, Challenge, Credentials, ExtendedProtection, LogonError, ServerSide,
+        authenticate, av_pairs, challenge, mic, negotiate, ntowf_v2, parse_authenticate,
+        parse_challenge, tls_channel_binding, v2_response,
     };
 
     /// MS-NLMP 4.2.4: the NTLMv2 example's values.
@@ -999,5 +1007,17 @@ mod tests {
         type3[20] = 0xff;
         type3[24] = 0x40;
         assert!(parse_authenticate(&type3).is_err());
+    }
+
+    #[test]
+    fn a_challenge_without_the_received_message_is_refused_before_signing() {
+        let type2 = challenge(&[7; 8], "CORP", "MP");
+        let parsed = parse_challenge(&type2).unwrap();
+        let creds = Credentials::new("CORP", "PC01$", "secret");
+        let binding = Binding { channel: None, target_name: None };
+        assert!(authenticate(&creds, &negotiate(), &parsed, &binding).is_ok());
+        let hand_built = Challenge { message: Vec::new(), ..parsed };
+        let e = authenticate(&creds, &negotiate(), &hand_built, &binding).unwrap_err();
+        assert!(e.to_string().contains("as received"), "{e}");
     }
 }
