@@ -288,3 +288,23 @@ async fn extended_protection_checks_the_binding_of_the_listener_s_certificate() 
     }
     assert!(SiteConfig::from_toml("extended_protection = \"sometimes\"\n").is_err());
 }
+
+#[tokio::test]
+async fn plain_http_on_the_https_port_is_dropped_and_the_listener_keeps_serving() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let lab = lab(false);
+    let mp = emulator(SiteConfig::default(), &lab).await;
+    let mut stream = tokio::net::TcpStream::connect(mp.https_addr().unwrap()).await.unwrap();
+    stream.write_all(b"GET /SMS_MP/.sms_aut?MPLIST HTTP/1.1\r\nHost: mp\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer));
+    // A TLS alert at most, never an HTTP answer.
+    let _ = read.await.expect("the listener closes the connection");
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+    let https = client(&mp, &lab, Vdir::Default, None);
+    assert_eq!(
+        https.invoke(&registration(&identity, "WS01"), vec![], None).await.unwrap().reply.status,
+        0
+    );
+}
