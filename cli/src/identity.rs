@@ -18,12 +18,18 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Io(path.display().to_string(), e))
 }
 
+/// Where a new identity comes from.
+pub(crate) enum Source {
+    /// A mixed-mode self-signed identity, generated.
+    Generate,
+    /// A PKI certificate and its key, PEM.
+    Pem { cert: PathBuf, key: PathBuf },
+    /// A PKI certificate and its key in a PKCS#12 archive.
+    Pkcs12 { archive: PathBuf, password: String },
+}
+
 /// Creates a mixed-mode self-signed identity in `dir`, or imports a PKI certificate and key.
-pub(crate) fn create(
-    dir: &Path,
-    subject: &str,
-    pki: Option<(PathBuf, PathBuf)>,
-) -> Result<Identity, Error> {
+pub(crate) fn create(dir: &Path, subject: &str, source: Source) -> Result<Identity, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.display().to_string(), e))?;
     // Never replace part of an existing identity.
     for name in ["signing.pem", "signing.key", "encryption.pem", "encryption.key"] {
@@ -36,9 +42,14 @@ pub(crate) fn create(
             return Err(Error::Io(path.display().to_string(), e));
         }
     }
-    let identity = match pki {
-        Some((cert, key)) => Identity::from_pem(&read(&cert)?, &read(&key)?)?,
-        None => generate_mixed_mode(subject, SystemTime::now())?,
+    let identity = match source {
+        Source::Pem { cert, key } => Identity::from_pem(&read(&cert)?, &read(&key)?)?,
+        Source::Pkcs12 { archive, password } => Identity::from_pkcs12(&read(&archive)?, &password)
+            .map_err(|e| Error::Input {
+                path: archive.display().to_string(),
+                message: format!("{e} (the password comes from CMMP_PKCS12_PASSWORD)"),
+            })?,
+        Source::Generate => generate_mixed_mode(subject, SystemTime::now())?,
     };
     for (name, cert, key) in [
         ("signing", identity.signing_cert(), identity.signing_key()),

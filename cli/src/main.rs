@@ -188,7 +188,8 @@ enum EmulatorCommand {
 #[derive(Debug, Subcommand)]
 enum IdentityCommand {
     /// Create a mixed-mode self-signed identity (RSA-2048, SMS signing and encryption EKUs),
-    /// or import a PKI certificate and key with `--pki CERT KEY`; key files get mode 0600.
+    /// or import a PKI certificate and key with `--pki CERT KEY` or `--pkcs12 FILE`; key files
+    /// get mode 0600.
     New {
         /// Directory for `signing.pem/.key` and `encryption.pem/.key`.
         #[arg(long)]
@@ -197,8 +198,13 @@ enum IdentityCommand {
         #[arg(long, default_value = "ConfigMgr Client")]
         subject: String,
         /// Import a PKI certificate and its key (PEM) instead of generating.
-        #[arg(long, num_args = 2, value_names = ["CERT", "KEY"])]
+        #[arg(long, num_args = 2, value_names = ["CERT", "KEY"], conflicts_with = "pkcs12")]
         pki: Option<Vec<PathBuf>>,
+        /// Import a PKI certificate and its key from a PKCS#12 archive (`.pfx`, as Windows
+        /// exports them); the password is read from the `CMMP_PKCS12_PASSWORD` environment
+        /// variable (never on the command line; unset: no password).
+        #[arg(long, value_name = "FILE")]
+        pkcs12: Option<PathBuf>,
     },
     /// Show the identity in a directory.
     Show {
@@ -440,12 +446,18 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             Ok(Outcome::new(String::new(), Value::Null))
         }
         Command::Emulator { command: EmulatorCommand::Admin(command) } => admin::run(command).await,
-        Command::Identity { command: IdentityCommand::New { dir, subject, pki } } => {
-            let pki = pki.and_then(|v| match v.as_slice() {
-                [cert, key] => Some((cert.clone(), key.clone())),
-                _ => None,
-            });
-            let identity = identity::create(&dir, &subject, pki)?;
+        Command::Identity { command: IdentityCommand::New { dir, subject, pki, pkcs12 } } => {
+            let source = match (pki.as_deref(), pkcs12) {
+                (Some([cert, key]), _) => {
+                    identity::Source::Pem { cert: cert.clone(), key: key.clone() }
+                }
+                (_, Some(archive)) => identity::Source::Pkcs12 {
+                    archive,
+                    password: std::env::var("CMMP_PKCS12_PASSWORD").unwrap_or_default(),
+                },
+                _ => identity::Source::Generate,
+            };
+            let identity = identity::create(&dir, &subject, source)?;
             Ok(Outcome::new(
                 format!("identity written to {}\n{}", dir.display(), identity::describe(&identity)),
                 json!({ "dir": dir.display().to_string(), "identity": identity::describe(&identity) }),

@@ -407,6 +407,44 @@ fn https_listener_with_a_kept_certificate_and_client_certificates() {
     assert!(t.contains("go together"), "{t}");
 }
 
+/// `identity new --pkcs12`: a `.pfx` with its password from `CMMP_PKCS12_PASSWORD`; a wrong
+/// password is bad input and writes nothing.
+#[test]
+fn identity_new_imports_a_pkcs12_archive() {
+    let dir = Temp::new("pkcs12");
+    let (cert, key) = client_tls_pair();
+    let cert = openssl::x509::X509::from_pem(&cert).unwrap();
+    let key = openssl::pkey::PKey::private_key_from_pem(&key).unwrap();
+    let archive = openssl::pkcs12::Pkcs12::builder()
+        .name("LNX01")
+        .pkey(&key)
+        .cert(&cert)
+        .build2("pfx-secret")
+        .unwrap();
+    let pfx = dir.path("lnx01.pfx");
+    std::fs::write(&pfx, archive.to_der().unwrap()).unwrap();
+    let id = dir.path("id");
+    let new = ["identity", "new", "--dir", &id, "--pkcs12", &pfx];
+
+    let out = cmmp_with(&new, &[("CMMP_PKCS12_PASSWORD", "wrong")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("CMMP_PKCS12_PASSWORD"), "{}", text(&out));
+    assert!(!Path::new(&id).join("signing.key").exists());
+
+    let out = cmmp_with(&new, &[("CMMP_PKCS12_PASSWORD", "pfx-secret")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = ok(&format!("identity show --dir {id}"));
+    assert!(t.contains("signing certificate:    LNX01 (KeyType 1"), "{t}");
+    let signing = std::fs::read(Path::new(&id).join("signing.pem")).unwrap();
+    assert_eq!(
+        openssl::x509::X509::from_pem(&signing).unwrap().to_der().unwrap(),
+        cert.to_der().unwrap()
+    );
+    let out =
+        cmmp(&split(&format!("identity new --dir {} --pkcs12 {pfx} --pki a b", dir.path("x"))));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
 #[test]
 fn emulator_serve_names_what_is_wrong_with_a_site_file() {
     let dir = Temp::new("badsite");
