@@ -35,6 +35,7 @@ use clap::{Args, Parser, Subcommand};
 use cmmp_emulator::site::ApprovalPolicy;
 use cmmp_emulator::{Emulator, Site, SiteConfig};
 use cmmp_model::value::SmsId;
+use cmmp_transport::cert::CertError;
 use cmmp_transport::wire::Fresh;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -265,6 +266,15 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Input { .. } | Error::Decode(_) | Error::HostName(_) => 2,
             Error::Emulator(cmmp_emulator::Error::Config(_)) => 2,
+            // Certificates and keys given on the command line that cannot be used.
+            Error::Cert(
+                CertError::Subject { .. }
+                | CertError::Parse { .. }
+                | CertError::KeyMismatch { .. }
+                | CertError::Pkcs12 { .. }
+                | CertError::Pkcs12Password
+                | CertError::Pkcs12Missing { .. },
+            ) => 2,
             // Refused before anything was sent: the input or the configuration.
             Error::Transport(
                 cmmp_transport::Error::SignerRequired { .. }

@@ -443,6 +443,9 @@ fn identity_new_imports_a_pkcs12_archive() {
     let out =
         cmmp(&split(&format!("identity new --dir {} --pkcs12 {pfx} --pki a b", dir.path("x"))));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // PEM files that do not hold a certificate and key are bad input too.
+    let t = fails(2, &format!("identity new --dir {} --pki {pfx} {pfx}", dir.path("y")));
+    assert!(t.contains("does not parse"), "{t}");
 }
 
 #[test]
