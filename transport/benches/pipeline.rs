@@ -23,6 +23,17 @@
 //! is no `openssl` program); `PIPELINE_NO_CPU_CHECK=1` skips all of them.
 //! `PIPELINE_ONLY=ddr_signed,hinv_2mb` runs only the named groups (for profiling);
 //! `PIPELINE_CPU_ROUNDS=10` runs the CPU-time check for 10 rounds instead of 3.
+//!
+//! `PIPELINE_COUNT=N` is for instruction counts (house style HS-85, rustls' `ci-bench`):
+//! instead of measuring, each compared side of the selected groups runs exactly `N` times
+//! (after one uncounted warm-up call) inside a function of its own, `count_<side>`, so that
+//! valgrind's callgrind gives each side's instructions as that function's inclusive cost:
+//!
+//! ```sh
+//! PIPELINE_COUNT=10 PIPELINE_ONLY=ddr_signed,hinv_2mb valgrind --tool=callgrind \
+//!     --callgrind-out-file=/tmp/cg.out target/release/deps/pipeline-<hash> --bench '^none$'
+//! callgrind_annotate --inclusive=yes /tmp/cg.out | grep count_
+//! ```
 
 use std::hint::black_box;
 use std::path::Path;
@@ -418,6 +429,36 @@ fn ddr_signed(c: &mut Criterion) {
         check_request(&request, &key, ddr);
     }
 
+    if let Some(n) = count() {
+        let rsa = key.pkey().rsa().expect("an RSA key");
+        let mut raw = vec![0; usize::try_from(rsa.size()).expect("a size")];
+        let mut prepare = || {
+            black_box(
+                wire::build_request(&settings, &ddr, Vec::new(), Some(&signer), fresh())
+                    .expect("the DDR is prepared"),
+            );
+        };
+        prepare();
+        count_prepare_one(n, &mut prepare);
+        let mut sign_only = || {
+            black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
+        };
+        sign_only();
+        count_rsa_sign_only(n, &mut sign_only);
+        let mut private_op = || {
+            let n = rsa
+                .private_encrypt(black_box(&[0x5A; 36]), &mut raw, Padding::PKCS1)
+                .expect("signs");
+            black_box(&raw[..n]);
+        };
+        private_op();
+        count_rsa_private_op(n, &mut private_op);
+        println!(
+            "ddr_signed: counted {n} calls each of prepare_one, rsa_sign_only, rsa_private_op"
+        );
+        return;
+    }
+
     if cpu_checks_enabled() {
         let window = Duration::from_secs(1);
         let prepare = |settings: &Settings| {
@@ -540,6 +581,25 @@ fn hinv_2mb(c: &mut Criterion) {
         sent.len(),
         request.body.len()
     );
+
+    if let Some(n) = count() {
+        let mut pipeline = || {
+            black_box(
+                wire::build_request(&settings, &hinv, Vec::new(), Some(&signer), fresh())
+                    .expect("the report is prepared"),
+            );
+        };
+        pipeline();
+        count_hinv_pipeline(n, &mut pipeline);
+        let mut baseline = || {
+            let compressed = zlib::compress(black_box(&payload.bytes));
+            black_box(key.sign(HashAlgorithm::Sha256, &compressed).expect("signs"));
+        };
+        baseline();
+        count_zlib_plus_sign(n, &mut baseline);
+        println!("hinv_2mb: counted {n} calls each of pipeline, zlib_plus_sign");
+        return;
+    }
 
     if cpu_checks_enabled() {
         cpu_time_check(
@@ -704,6 +764,34 @@ fn cpu_checks_enabled() -> bool {
     args.iter().any(|a| a == "--bench")
         && !args.iter().any(|a| a == "--test" || a == "--list" || a == "--profile-time")
         && std::env::var_os("PIPELINE_NO_CPU_CHECK").is_none_or(|v| v.is_empty())
+}
+
+/// `PIPELINE_COUNT`: the calls per side in instruction-count mode (module docs), if set.
+fn count() -> Option<usize> {
+    std::env::var("PIPELINE_COUNT").ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Defines `count_<side>(n, f)`: `n` calls of `f`, in a function callgrind can name. Each
+/// passes its own tag through `black_box`, so that the compiler cannot merge the identical
+/// bodies into one symbol.
+macro_rules! counters {
+    ($($name:ident = $tag:literal),* $(,)?) => {$(
+        #[inline(never)]
+        fn $name(n: usize, f: &mut dyn FnMut()) {
+            black_box($tag);
+            for _ in 0..n {
+                f();
+            }
+        }
+    )*};
+}
+
+counters! {
+    count_prepare_one = 1_u8,
+    count_rsa_sign_only = 2_u8,
+    count_rsa_private_op = 3_u8,
+    count_hinv_pipeline = 4_u8,
+    count_zlib_plus_sign = 5_u8,
 }
 
 /// Whether group `name` runs: every group unless `PIPELINE_ONLY` (group names separated by
