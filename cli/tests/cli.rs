@@ -1,6 +1,6 @@
 //! The `cmmp` binary, run as a user runs it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn cmmp(args: &[&str]) -> Output {
@@ -11,15 +11,14 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cmmp-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+#[path = "../../tests/shared/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
 
 #[test]
 fn demo_with_five_clients_passes_its_checks() {
-    let db = temp("demo").join("site.db");
+    let dir = TempDir::new("cli-demo");
+    let db = dir.join("site.db");
     let out = cmmp(&["demo", "--clients", "5", "--db", db.to_str().unwrap(), "--keep"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -27,12 +26,12 @@ fn demo_with_five_clients_passes_its_checks() {
     assert!(t.contains("clients registered                      6          6  ok"), "{t}");
     assert!(t.contains(&format!("site database kept at {}", db.display())), "{t}");
     assert!(db.exists());
-    let _ = std::fs::remove_dir_all(db.parent().unwrap());
 }
 
 #[test]
 fn identity_new_then_show_and_never_overwrite() {
-    let dir = temp("identity");
+    let temp = TempDir::new("cli-identity");
+    let dir = temp.join("id");
     let out = cmmp(&["identity", "new", "--dir", dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let out = cmmp(&["identity", "show", "--dir", dir.to_str().unwrap()]);
@@ -44,7 +43,6 @@ fn identity_new_then_show_and_never_overwrite() {
     let again = cmmp(&["identity", "new", "--dir", dir.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(4), "{}", text(&again));
     assert!(text(&again).contains("an identity already exists here"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -58,8 +56,7 @@ fn wire_decode_reads_a_golden_request_and_names_a_broken_one() {
     assert!(t.contains("== body (DdrReport)"), "{t}");
     assert!(t.contains("attachment {00000000-0000-0000-0000-000000000003}"), "{t}");
 
-    let dir = temp("wire");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-wire");
     let broken = dir.join("broken.bin");
     let mut bytes = std::fs::read(&golden).unwrap();
     bytes.truncate(bytes.len() - 40);
@@ -70,7 +67,6 @@ fn wire_decode_reads_a_golden_request_and_names_a_broken_one() {
     let t = text(&out);
     assert!(t.contains("error:") && t.contains("CCM_POST /ccm_system/request request:"), "{t}");
     assert!(t.contains("multipart body ends before its close delimiter"), "{t}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! failure, and `wire encode` byte for byte against the transport's golden requests.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use cmmp_model::MessageExt;
@@ -58,26 +58,21 @@ fn doc(path: &str) -> String {
     p
 }
 
-struct Temp(PathBuf);
+#[path = "../../tests/shared/temp_dir.rs"]
+mod temp_dir;
+
+/// A temporary directory (removed on drop) whose paths go on command lines.
+struct Temp(temp_dir::TempDir);
 
 impl Temp {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cmmp-cmd-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+        Self(temp_dir::TempDir::new(&format!("cmd-{name}")))
     }
 
     fn path(&self, name: &str) -> String {
         let p = self.0.join(name).display().to_string();
         assert!(!p.contains(char::is_whitespace), "these tests need a temp dir without spaces");
         p
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -37,6 +37,10 @@ use cmmp_transport::register::{
 use cmmp_transport::sign::{HashAlgorithm, TokenScheme, policy_token_headers};
 use cmmp_transport::wire::{self, DecodeLimits, DecodedRequest, Fresh, Settings, Signer, Vdir};
 
+#[path = "../../tests/shared/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::TempDir;
+
 // ---- the lab ---------------------------------------------------------------------------------
 
 /// A site and a clock.
@@ -1616,10 +1620,8 @@ fn faults_used_in_groups_follow_the_groups_outcome() {
 
 #[test]
 fn a_site_file_database_keeps_clients_and_reloads_file_faults() {
-    let dir = std::env::temp_dir().join(format!("cmmp-emulator-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("emulator-rules");
     let path = dir.join("P01.db");
-    let _ = std::fs::remove_file(&path);
     let config = SiteConfig::from_toml(
         "approval = \"auto-all\"\n[[faults]]\nendpoint = \"MP_LocationManager\"\nkind = \"html-500\"\n",
     )
@@ -1648,7 +1650,6 @@ fn a_site_file_database_keeps_clients_and_reloads_file_faults() {
     assert_eq!(faults.len(), 2, "the file's fault once, the admin's kept: {faults:?}");
     assert_eq!(site.server_cookie().unwrap(), cookie, "unchanged policies keep the cookie");
     drop(site);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -153,10 +153,8 @@ fn faults_are_added_listed_and_cleared() {
 #[test]
 fn a_site_file_keeps_its_clients_across_an_emulator_restart() {
     run(async {
-        let dir = std::env::temp_dir().join(format!("cmmp-it-admin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::temp_dir::TempDir::new("it-admin");
         let path = dir.join("P01.db");
-        let _ = std::fs::remove_file(&path);
         let config = crate::support::auto_config();
         let first = Mp::open(config.clone(), &path).await;
         let c = first.enrol("WS01").await;
@@ -172,6 +170,5 @@ fn a_site_file_keeps_its_clients_across_an_emulator_restart() {
         second.client().post(&state(&c.smsid, &[3]), vec![], Some(&c.signer())).await.unwrap();
         assert_eq!(second.get("/cmmp-admin/summary").await["state_messages"], 3);
         second.shutdown().await;
-        let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -11,3 +11,5 @@ mod policy;
 mod registration;
 mod rules;
 mod support;
+#[path = "../shared/temp_dir.rs"]
+mod temp_dir;
