@@ -429,28 +429,32 @@ fn ddr_signed(c: &mut Criterion) {
         check_request(&request, &key, ddr);
     }
 
+    // The compared sides, shared by the instruction count and the CPU-time checks.
+    let prepare = |settings: &Settings| {
+        black_box(
+            wire::build_request(settings, &ddr, Vec::new(), Some(&signer), fresh())
+                .expect("the DDR is prepared"),
+        );
+    };
+    let sign_only = || {
+        black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
+    };
+    // What `openssl speed rsa2048` times: the RSA private operation alone (PKCS#1 v1.5
+    // padding of 36 bytes, blinding on), with no digest and no per-call setup. The issue's
+    // goal 1 compares with that rate.
+    let rsa = key.pkey().rsa().expect("an RSA key");
+    let mut raw = vec![0; usize::try_from(rsa.size()).expect("a size")];
+    let mut private_op = || {
+        let n =
+            rsa.private_encrypt(black_box(&[0x5A; 36]), &mut raw, Padding::PKCS1).expect("signs");
+        black_box(&raw[..n]);
+    };
+
     if let Some(n) = count() {
-        let rsa = key.pkey().rsa().expect("an RSA key");
-        let mut raw = vec![0; usize::try_from(rsa.size()).expect("a size")];
-        let mut prepare = || {
-            black_box(
-                wire::build_request(&settings, &ddr, Vec::new(), Some(&signer), fresh())
-                    .expect("the DDR is prepared"),
-            );
-        };
-        prepare();
-        count_prepare_one(n, &mut prepare);
-        let mut sign_only = || {
-            black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
-        };
+        prepare(&settings);
+        count_prepare_one(n, &mut || prepare(&settings));
         sign_only();
-        count_rsa_sign_only(n, &mut sign_only);
-        let mut private_op = || {
-            let n = rsa
-                .private_encrypt(black_box(&[0x5A; 36]), &mut raw, Padding::PKCS1)
-                .expect("signs");
-            black_box(&raw[..n]);
-        };
+        count_rsa_sign_only(n, &mut || sign_only());
         private_op();
         count_rsa_private_op(n, &mut private_op);
         println!(
@@ -461,15 +465,6 @@ fn ddr_signed(c: &mut Criterion) {
 
     if cpu_checks_enabled() {
         let window = Duration::from_secs(1);
-        let prepare = |settings: &Settings| {
-            black_box(
-                wire::build_request(settings, &ddr, Vec::new(), Some(&signer), fresh())
-                    .expect("the DDR is prepared"),
-            );
-        };
-        let sign_only = || {
-            black_box(key.sign(HashAlgorithm::Sha256, black_box(&sent)).expect("signs"));
-        };
         cpu_time_check(
             3,
             window,
@@ -478,22 +473,12 @@ fn ddr_signed(c: &mut Criterion) {
                 ("ddr_signed/rsa_sign_only", &mut || sign_only()),
             ],
         );
-        // What `openssl speed rsa2048` times: the RSA private operation alone (PKCS#1 v1.5
-        // padding of 36 bytes, blinding on), with no digest and no per-call setup. The
-        // issue's goal 1 compares with that rate.
-        let rsa = key.pkey().rsa().expect("an RSA key");
-        let mut raw = vec![0; usize::try_from(rsa.size()).expect("a size")];
         cpu_time_check(
             3,
             window,
             &mut [
                 ("ddr_signed/prepare_one", &mut || prepare(&settings)),
-                ("ddr_signed/rsa_private_op", &mut || {
-                    let n = rsa
-                        .private_encrypt(black_box(&[0x5A; 36]), &mut raw, Padding::PKCS1)
-                        .expect("signs");
-                    black_box(&raw[..n]);
-                }),
+                ("ddr_signed/rsa_private_op", &mut private_op),
             ],
         );
         // The yardstick itself: `openssl speed rsa2048`, run in the same minutes.
