@@ -41,7 +41,9 @@
 //! every count; `CMMP_LOAD_CONNECTIONS` (default 32) concurrent senders;
 //! `CMMP_LOAD_STATE_BATCH` (default 5) state messages per report; `CMMP_LOAD_KEEP=1` keeps
 //! the site database; `CMMP_LOAD_KEEP_ALIVE=0` sends every request on a new connection
-//! (default: kept-alive connections, `ClientConfig::keep_alive`, as WinHTTP clients do).
+//! (default: kept-alive connections, `ClientConfig::keep_alive`, as WinHTTP clients do);
+//! `CMMP_LOAD_HTTPS=1` sends everything to the emulator's HTTPS listener instead
+//! (`Emulator::serve_https`, a generated certificate, TLS without client certificates).
 //!
 //! Run with `cargo bench -p cmmp-emulator --bench load` (results in `BENCHMARKS.md`), or
 //! `cargo bench -p cmmp-emulator --bench load -- --quick` for a run of a few seconds.
@@ -53,13 +55,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
 use cmmp_emulator::site::ApprovalPolicy;
-use cmmp_emulator::{Emulator, Site, SiteConfig, Summary};
+use cmmp_emulator::tls::generate_tls_certificate;
+use cmmp_emulator::{Emulator, HttpsConfig, Site, SiteConfig, Summary};
 use cmmp_model::kinds::{ClientRegistration, DdrReport, HinvReport, StateMessages};
 use cmmp_model::registration::RegistrationKind;
 use cmmp_model::value::{IsoTime, MaybeSmsId, SmsId};
 use cmmp_model::{Endpoint, MessageExt};
 use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_single};
-use cmmp_transport::client::{Client, ClientConfig, Scheme};
+use cmmp_transport::client::{Client, ClientConfig, Roots, Scheme};
 use cmmp_transport::msg::HostName;
 use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, build_request};
 use cmmp_transport::sign::HashAlgorithm;
@@ -87,6 +90,7 @@ struct Options {
     state_batch: usize,
     keep: bool,
     keep_alive: bool,
+    https: bool,
 }
 
 impl Options {
@@ -109,7 +113,8 @@ impl Options {
         );
         let keep = env("CMMP_LOAD_KEEP").is_some_and(|v| v == "1");
         let keep_alive = env("CMMP_LOAD_KEEP_ALIVE").is_none_or(|v| v != "0");
-        Self { scale, connections: connections.max(1), state_batch, keep, keep_alive }
+        let https = env("CMMP_LOAD_HTTPS").is_some_and(|v| v == "1");
+        Self { scale, connections: connections.max(1), state_batch, keep, keep_alive, https }
     }
 
     fn count(&self, full: usize) -> usize {
@@ -137,10 +142,11 @@ async fn run(options: &Options) {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "cmmp-emulator load: scale {}, {day_clients} day clients, {hinv_clients} HINV clients, \
-         {} {} connections, {} state messages per report, {cores} cores, load average {}",
+         {} {} {} connections, {} state messages per report, {cores} cores, load average {}",
         options.scale,
         options.connections,
         if options.keep_alive { "kept-alive" } else { "one-request" },
+        if options.https { "HTTPS" } else { "HTTP" },
         options.state_batch,
         load_average()
     );
@@ -154,8 +160,18 @@ async fn run(options: &Options) {
     assert_eq!(site.store().journal_mode().expect("journal mode"), "wal");
     let mp = generate_mixed_mode("mp01.corp.example", SystemTime::now()).expect("an MP identity");
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let emulator = Emulator::start(listen, site, mp).await.expect("the emulator starts");
-    let client = http_client(emulator.addr(), options.keep_alive);
+    let mut emulator = Emulator::start(listen, site, mp).await.expect("the emulator starts");
+    let client = if options.https {
+        let names = ["mp01.corp.example"];
+        let (cert, key) = generate_tls_certificate(&names, SystemTime::now()).expect("a TLS cert");
+        let key = key.to_pem().expect("the key as PEM");
+        let config = HttpsConfig::from_pem(listen, &cert.to_pem().expect("PEM"), key.expose())
+            .expect("the HTTPS listener's settings");
+        let addr = emulator.serve_https(&config).await.expect("the HTTPS listener starts");
+        https_client(addr, options.keep_alive, cert.to_der().expect("DER"))
+    } else {
+        http_client(emulator.addr(), options.keep_alive)
+    };
 
     // The ISV proxy: imported by the administrator, then registered over HTTP.
     let proxy = Arc::new(
@@ -324,6 +340,16 @@ fn http_client(addr: SocketAddr, keep_alive: bool) -> Client {
     config.resolve = Some(addr);
     config.keep_alive = keep_alive;
     Client::new(config).expect("an HTTP client")
+}
+
+fn https_client(addr: SocketAddr, keep_alive: bool, root: Vec<u8>) -> Client {
+    let mut config = ClientConfig::new(settings());
+    config.scheme = Scheme::Https;
+    config.port = Some(addr.port());
+    config.resolve = Some(addr);
+    config.roots = Roots::Custom(vec![root]);
+    config.keep_alive = keep_alive;
+    Client::new(config).expect("an HTTPS client")
 }
 
 fn summary(emulator: &Emulator) -> Summary {
