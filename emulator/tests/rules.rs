@@ -32,13 +32,16 @@ use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_si
 use cmmp_transport::msg::HostName;
 use cmmp_transport::payload::Attachment;
 use cmmp_transport::register::{
-    AgentType, Backoff, Registration, RegistrationFlow, RegistrationSigner, Step, build_request,
+    AgentType, Backoff, RegistrationFlow, RegistrationSigner, Step, build_request,
 };
 use cmmp_transport::sign::{HashAlgorithm, TokenScheme, policy_token_headers};
 use cmmp_transport::wire::{self, DecodeLimits, DecodedRequest, Fresh, Settings, Signer, Vdir};
 
+#[path = "shared/helpers.rs"]
+mod shared;
 #[path = "../../tests/shared/temp_dir.rs"]
 mod temp_dir;
+use shared::{own_registration as registration, reg_info, signed_by_itself};
 use temp_dir::TempDir;
 
 // ---- the lab ---------------------------------------------------------------------------------
@@ -163,37 +166,6 @@ fn identity(name: &str) -> Arc<Identity> {
     let fresh =
         Arc::new(generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap());
     Arc::clone(pool.lock().unwrap().entry(slot).or_insert(fresh))
-}
-
-fn reg_info(name: &str, agent_type: AgentType, extra: &[(&str, &str)]) -> Registration {
-    Registration {
-        netbios_name: HostName::new(name).unwrap(),
-        fqdn: HostName::new(&format!("{name}.corp.example")).unwrap(),
-        locale_id: 1033,
-        agent_identity: "cmmp-tests".to_owned(),
-        agent_version: "5.00.9128.1000".parse().unwrap(),
-        agent_type,
-        internet_flag: 0,
-        agent_edition: None,
-        extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-    }
-}
-
-fn registration(
-    identity: &Identity,
-    name: &str,
-    extra: &[(&str, &str)],
-) -> ClientRegistrationRequest {
-    build_request(
-        &reg_info(name, AgentType::AdvancedClient, extra),
-        identity,
-        RegistrationSigner::Own,
-        HashAlgorithm::Sha256,
-        RegistrationKind::Registration,
-        MaybeSmsId(None),
-        IsoTime::now(),
-    )
-    .unwrap()
 }
 
 fn confirmation(identity: &Identity, name: &str, smsid: SmsId) -> ClientRegistrationRequest {
@@ -566,16 +538,7 @@ fn sha1_registration_is_refused_when_sha256_is_required() {
 // ---- ISV proxy -------------------------------------------------------------------------------
 
 fn proxy_registration(proxy: &Identity) -> ClientRegistrationRequest {
-    build_request(
-        &reg_info("PROXY01", AgentType::IsvProxy, &[]),
-        proxy,
-        RegistrationSigner::Own,
-        HashAlgorithm::Sha256,
-        RegistrationKind::Registration,
-        MaybeSmsId(None),
-        IsoTime::now(),
-    )
-    .unwrap()
+    signed_by_itself(proxy, &reg_info("PROXY01", AgentType::IsvProxy, &[]))
 }
 
 fn proxied_registration(

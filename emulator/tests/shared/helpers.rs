@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use cmmp_model::kinds::ClientRegistration;
-use cmmp_model::registration::RegistrationKind;
+use cmmp_model::registration::{ClientRegistrationRequest, RegistrationKind};
 use cmmp_model::value::{IsoTime, MaybeSmsId};
 use cmmp_transport::cert::Identity;
 use cmmp_transport::msg::HostName;
@@ -23,32 +23,51 @@ user = "PC01$"
 password = "machine-secret"
 "#;
 
-/// A client's own registration (`AgentType` 1, signed with `identity`, SHA-256) for the
-/// machine `name` of `corp.example`.
-pub(crate) fn registration(identity: &Identity, name: &str) -> ClientRegistration {
-    let info = Registration {
+/// The registration facts of the machine `name` of `corp.example`, with `extra` properties.
+pub(crate) fn reg_info(name: &str, agent_type: AgentType, extra: &[(&str, &str)]) -> Registration {
+    Registration {
         netbios_name: HostName::new(name).unwrap(),
         fqdn: HostName::new(&format!("{name}.corp.example")).unwrap(),
         locale_id: 1033,
         agent_identity: "cmmp-tests".to_owned(),
         agent_version: "5.00.9128.1000".parse().unwrap(),
-        agent_type: AgentType::AdvancedClient,
+        agent_type,
         internet_flag: 0,
         agent_edition: None,
-        extra: Vec::new(),
-    };
-    ClientRegistration(
-        build_request(
-            &info,
-            identity,
-            RegistrationSigner::Own,
-            HashAlgorithm::Sha256,
-            RegistrationKind::Registration,
-            MaybeSmsId(None),
-            IsoTime::now(),
-        )
-        .unwrap(),
+        extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
+}
+
+/// A client's own registration request (`AgentType` 1, signed with `identity`, SHA-256) for
+/// the machine `name`, with `extra` properties.
+pub(crate) fn own_registration(
+    identity: &Identity,
+    name: &str,
+    extra: &[(&str, &str)],
+) -> ClientRegistrationRequest {
+    signed_by_itself(identity, &reg_info(name, AgentType::AdvancedClient, extra))
+}
+
+/// The registration request of `info`, signed with its own `identity` (SHA-256).
+pub(crate) fn signed_by_itself(
+    identity: &Identity,
+    info: &Registration,
+) -> ClientRegistrationRequest {
+    build_request(
+        info,
+        identity,
+        RegistrationSigner::Own,
+        HashAlgorithm::Sha256,
+        RegistrationKind::Registration,
+        MaybeSmsId(None),
+        IsoTime::now(),
     )
+    .unwrap()
+}
+
+/// [`own_registration`] without extra properties, as the message kind the client sends.
+pub(crate) fn registration(identity: &Identity, name: &str) -> ClientRegistration {
+    ClientRegistration(own_registration(identity, name, &[]))
 }
 
 /// Reads one response (head and `Content-Length` body); returns the head.
