@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use cmmp_transport::cert::{Identity, generate_mixed_mode, read_private_key, write_private_key};
+use cmmp_transport::sign::SecretString;
 
 use crate::Error;
 
@@ -25,7 +26,7 @@ pub(crate) enum Source {
     /// A PKI certificate and its key, PEM.
     Pem { cert: PathBuf, key: PathBuf },
     /// A PKI certificate and its key in a PKCS#12 archive.
-    Pkcs12 { archive: PathBuf, password: String },
+    Pkcs12 { archive: PathBuf, password: SecretString },
 }
 
 /// Creates a mixed-mode self-signed identity in `dir`, or imports a PKI certificate and key.
@@ -44,11 +45,14 @@ pub(crate) fn create(dir: &Path, subject: &str, source: Source) -> Result<Identi
     }
     let identity = match source {
         Source::Pem { cert, key } => Identity::from_pem(&read(&cert)?, &read(&key)?)?,
-        Source::Pkcs12 { archive, password } => Identity::from_pkcs12(&read(&archive)?, &password)
-            .map_err(|e| Error::Input {
-                path: archive.display().to_string(),
-                message: format!("{e} (the password comes from CMMP_PKCS12_PASSWORD)"),
-            })?,
+        Source::Pkcs12 { archive, password } => {
+            Identity::from_pkcs12(&read(&archive)?, password.expose()).map_err(|e| {
+                Error::Input {
+                    path: archive.display().to_string(),
+                    message: format!("{e} (the password comes from CMMP_PKCS12_PASSWORD)"),
+                }
+            })?
+        }
         Source::Generate => generate_mixed_mode(subject, SystemTime::now())?,
     };
     for (name, cert, key) in [

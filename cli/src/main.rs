@@ -463,7 +463,9 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
                 }
                 (_, Some(archive)) => identity::Source::Pkcs12 {
                     archive,
-                    password: std::env::var("CMMP_PKCS12_PASSWORD").unwrap_or_default(),
+                    password: cmmp_transport::sign::SecretString::new(
+                        std::env::var("CMMP_PKCS12_PASSWORD").unwrap_or_default(),
+                    ),
                 },
                 _ => identity::Source::Generate,
             };

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cmmp_transport::sign::SigningKey;
+use cmmp_transport::sign::{SecretBytes, SigningKey};
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::hash::MessageDigest;
@@ -52,8 +52,8 @@ pub struct HttpsConfig {
     pub listen: SocketAddr,
     /// The chain, leaf first, DER.
     chain: Vec<Vec<u8>>,
-    /// The leaf's private key, PKCS#8 DER.
-    key: Arc<Vec<u8>>,
+    /// The leaf's private key, PKCS#8 DER (zeroised when the last clone drops).
+    key: Arc<SecretBytes>,
     /// Roots (DER) client certificates must chain to; empty: none asked for.
     client_roots: Vec<Vec<u8>>,
 }
@@ -101,7 +101,7 @@ impl HttpsConfig {
         let key = key.private_key_to_pkcs8().map_err(|e| {
             Error::Tls(format!("the private key cannot be exported as PKCS#8: {e}"))
         })?;
-        Ok(Self { listen, chain, key: Arc::new(key), client_roots: Vec::new() })
+        Ok(Self { listen, chain, key: Arc::new(SecretBytes::new(key)), client_roots: Vec::new() })
     }
 
     /// Client certificates are asked for and must chain to one of the roots in `pem`; the
@@ -164,7 +164,7 @@ impl HttpsConfig {
             builder.with_client_cert_verifier(verifier)
         };
         let chain = self.chain.iter().cloned().map(CertificateDer::from).collect();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.as_ref().clone()));
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.expose().to_vec()));
         let mut config =
             builder.with_single_cert(chain, key).map_err(|e| tls("the certificate and key", e))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
