@@ -399,3 +399,62 @@ proptest::proptest! {
         }
     }
 }
+
+/// The escaping [`Writer::attr`] and [`Writer::simple`] must do, one character at a time:
+/// the expected text, and the code of the first character XML cannot carry.
+fn escape_by_char(s: &str, attribute: bool) -> (String, Option<u32>) {
+    let mut out = String::new();
+    let mut bad = None;
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            _ => {
+                let code = u32::from(c);
+                if (code < 0x20 && !matches!(c, '\t' | '\n')) || code == 0xFFFE || code == 0xFFFF {
+                    bad.get_or_insert(code);
+                }
+                out.push(c);
+            }
+        }
+    }
+    (out, bad)
+}
+
+proptest::proptest! {
+    /// The word-at-a-time escaper writes exactly what escaping character by character
+    /// writes, and reports the first character XML cannot carry, for values of any length
+    /// with markup, controls, U+FFFE/U+FFFF and other characters whose UTF-8 starts with 0xEF.
+    #[test]
+    fn escaping_agrees_with_a_character_loop(
+        s in "[a-z&<>\"'\t\r\n é€😀\u{1}\u{1F}\u{EF}\u{FEFF}\u{FFFD}\u{FFFE}\u{FFFF}]{0,40}",
+    ) {
+        let (text, text_bad) = escape_by_char(&s, false);
+        let mut w = Writer::new();
+        w.simple("B", &s);
+        let (out, error) = w.finish_keep();
+        let expected = if text.is_empty() { "<B/>".to_owned() } else { format!("<B>{text}</B>") };
+        proptest::prop_assert_eq!(out, expected);
+        proptest::prop_assert_eq!(
+            error,
+            text_bad.map(|code| EncodeError::InvalidChar { element: "B".into(), code })
+        );
+
+        let (value, value_bad) = escape_by_char(&s, true);
+        let mut w = Writer::new();
+        w.start("A");
+        w.attr("v", &s);
+        w.end("A");
+        let (out, error) = w.finish_keep();
+        proptest::prop_assert_eq!(out, format!("<A v=\"{value}\"/>"));
+        proptest::prop_assert_eq!(
+            error,
+            value_bad.map(|code| EncodeError::InvalidChar { element: "A".into(), code })
+        );
+    }
+}
