@@ -749,6 +749,11 @@ pub struct Writer {
     /// Byte offset of the innermost start tag's name in `out` (for error messages).
     last_start: usize,
     error: Option<EncodeError>,
+    /// Names of `xs:any` children already found to be XML names, per parent element name
+    /// and by position among their siblings: the instances of a WMI class repeat its
+    /// property names in order, so [`AnyElement`](any::AnyElement) compares with these
+    /// before checking a name.
+    pub(crate) known_names: any::KnownNames,
 }
 
 impl Writer {
