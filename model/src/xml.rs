@@ -909,6 +909,7 @@ impl Writer {
     /// last eight bytes as one more word (overlapping bytes already scanned), instead of a
     /// byte loop over the last one to seven: most values are short, and that loop cost a
     /// mispredicted branch per value.
+    #[inline(always)]
     fn escape(&mut self, s: &str, special: &[bool; 256]) {
         let bytes = s.as_bytes();
         let quote = special[usize::from(b'"')];
