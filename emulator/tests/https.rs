@@ -15,66 +15,12 @@ use cmmp_transport::cert::{generate_mixed_mode, generate_mixed_mode_single};
 use cmmp_transport::client::{Client, ClientConfig, ClientIdentity, Roots, Scheme};
 use cmmp_transport::msg::HostName;
 use cmmp_transport::ntlm::{self, Credentials};
-use cmmp_transport::sign::SecretBytes;
 use cmmp_transport::wire::{Settings, Vdir};
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
-use openssl::x509::{X509, X509Builder, X509NameBuilder};
+use openssl::x509::X509;
 
 #[path = "shared/helpers.rs"]
 mod shared;
-use shared::{WINDOWS_SITE as WINDOWS, head_of, registration};
-
-/// A certificate and its key.
-struct Pair {
-    cert: X509,
-    key: PKey<Private>,
-}
-
-impl Pair {
-    /// A CA (`issuer` `None`) or a clientAuth certificate issued by `issuer`.
-    fn new(cn: &str, issuer: Option<&Pair>) -> Self {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", cn).unwrap();
-        let name = name.build();
-        let mut b = X509Builder::new().unwrap();
-        b.set_version(2).unwrap();
-        let serial = BigNum::from_u32(if issuer.is_some() { 2 } else { 1 }).unwrap();
-        b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
-        match issuer {
-            None => {
-                b.set_issuer_name(&name).unwrap();
-                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                    .unwrap();
-                let usage = KeyUsage::new().critical().key_cert_sign().build().unwrap();
-                b.append_extension(usage).unwrap();
-                b.sign(&key, MessageDigest::sha256()).unwrap();
-            }
-            Some(ca) => {
-                b.set_issuer_name(ca.cert.subject_name()).unwrap();
-                let usage = KeyUsage::new().critical().digital_signature().build().unwrap();
-                b.append_extension(usage).unwrap();
-                b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap()).unwrap();
-                b.sign(&ca.key, MessageDigest::sha256()).unwrap();
-            }
-        }
-        Pair { cert: b.build(), key }
-    }
-
-    fn client_identity(&self) -> ClientIdentity {
-        let key = SecretBytes::new(self.key.private_key_to_pkcs8().unwrap());
-        ClientIdentity::from_der(vec![self.cert.to_der().unwrap()], key).unwrap()
-    }
-}
+use shared::{Pair, WINDOWS_SITE as WINDOWS, head_of, registration};
 
 /// The emulator's TLS certificate, the client CA and a client certificate it issued.
 struct Lab {

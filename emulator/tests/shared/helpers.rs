@@ -7,9 +7,17 @@ use cmmp_model::kinds::ClientRegistration;
 use cmmp_model::registration::{ClientRegistrationRequest, RegistrationKind};
 use cmmp_model::value::{IsoTime, MaybeSmsId};
 use cmmp_transport::cert::Identity;
+use cmmp_transport::client::ClientIdentity;
 use cmmp_transport::msg::HostName;
 use cmmp_transport::register::{AgentType, Registration, RegistrationSigner, build_request};
-use cmmp_transport::sign::HashAlgorithm;
+use cmmp_transport::sign::{HashAlgorithm, SecretBytes, SigningKey};
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// A site with trusted approval and one Windows account, `CORP\PC01$` with the password
@@ -96,4 +104,59 @@ pub(crate) async fn head_of<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> String {
     stream.write_all(request.as_bytes()).await.unwrap();
     response(stream).await
+}
+
+/// A certificate and its key.
+pub(crate) struct Pair {
+    pub(crate) cert: X509,
+    pub(crate) key: PKey<Private>,
+}
+
+impl Pair {
+    /// A CA (`issuer` `None`) or a clientAuth certificate issued by `issuer` (a PKI client
+    /// certificate of native mode).
+    pub(crate) fn new(cn: &str, issuer: Option<&Pair>) -> Self {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        let serial = BigNum::from_u32(if issuer.is_some() { 2 } else { 1 }).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap()).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+        match issuer {
+            None => {
+                b.set_issuer_name(&name).unwrap();
+                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+                let usage = KeyUsage::new().critical().key_cert_sign().build().unwrap();
+                b.append_extension(usage).unwrap();
+                b.sign(&key, MessageDigest::sha256()).unwrap();
+            }
+            Some(ca) => {
+                b.set_issuer_name(ca.cert.subject_name()).unwrap();
+                let usage = KeyUsage::new().critical().digital_signature().build().unwrap();
+                b.append_extension(usage).unwrap();
+                b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap()).unwrap();
+                b.sign(&ca.key, MessageDigest::sha256()).unwrap();
+            }
+        }
+        Pair { cert: b.build(), key }
+    }
+
+    /// The pair as a TLS client certificate.
+    pub(crate) fn client_identity(&self) -> ClientIdentity {
+        let key = SecretBytes::new(self.key.private_key_to_pkcs8().unwrap());
+        ClientIdentity::from_der(vec![self.cert.to_der().unwrap()], key).unwrap()
+    }
+
+    /// The pair as a client's signing identity (one certificate for both roles).
+    pub(crate) fn identity(&self) -> Identity {
+        let key = SigningKey::from_pkey(self.key.clone()).unwrap();
+        Identity::single(key, self.cert.clone()).unwrap()
+    }
 }
