@@ -414,6 +414,9 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             };
             let site_code = config.site_code.to_string();
             let site = Site::open(config, &db, Utc::now())?;
+            // Field notes M18: the switch to native mode deleted these records.
+            let reset: Vec<String> =
+                site.certificate_reset().iter().map(ToString::to_string).collect();
             let identity =
                 cmmp_transport::cert::generate_mixed_mode("cmmp emulator MP", SystemTime::now())?;
             let tls = https.config(&db)?;
@@ -432,10 +435,18 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
                         "tls_certificate": tls.as_ref().map(|(_, p)| p.display().to_string()),
                         "site": site_code,
                         "db": db.display().to_string(),
+                        "certificate_reset": reset,
                     })
                 );
             } else {
                 println!("cmmp emulator listening on http://{addr} (site {site_code})");
+                if !reset.is_empty() {
+                    println!(
+                        "the site moved from mixed to native mode: {} client record(s) with a \
+                         self-signed certificate deleted; they must register again",
+                        reset.len()
+                    );
+                }
                 if let (Some(a), Some((config, cert))) = (https_addr, &tls) {
                     let clients = if config.asks_for_client_certificates() {
                         "client certificates required on /ccm_system/ and /SMS_MP/"

@@ -285,6 +285,30 @@ fn a_secret_policy_downloads_decrypted_into_a_private_file() {
     }
 }
 
+/// Field notes M18: a restart that moves the site from mixed to native mode deletes the
+/// records with self-signed certificates, says so, and the client must register again.
+#[test]
+fn a_switch_to_native_mode_resets_self_signed_clients() {
+    let dir = Temp::new("reset");
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let emu = Emulator::start(&dir, "auto");
+    ok(&format!("register --mp {} --site P01 --identity {id} --name LNX01", emu.url));
+    drop(emu);
+    let site = dir.path("native.toml");
+    std::fs::write(&site, "mode = \"native\"\n").unwrap();
+    let (emu, line) = Emulator::with_args(&dir, "auto", &["--site", &site]);
+    assert!(line.contains("from mixed to native mode: 1 client record(s)"), "{line}");
+    let t = ok(&format!("emulator clients --admin {}", emu.url));
+    assert!(!t.contains("LNX01"), "{t}");
+    let t = ok(&format!("register --mp {} --site P01 --identity {id} --name LNX01", emu.url));
+    assert!(t.contains("registered LNX01 as GUID:"), "{t}");
+    drop(emu);
+    // Native again: nothing to reset.
+    let (_emu, line) = Emulator::with_args(&dir, "auto", &["--site", &site]);
+    assert!(line.starts_with("site database:"), "{line}");
+}
+
 /// `--vdir windowsauth --windows-user`: an NTLMv2 logon against the site's Windows accounts
 /// makes a trusted registration, approved at once under the stock approval policy.
 #[test]

@@ -42,6 +42,15 @@
 //! or [`Resolution::Block`]); a duplicate of a *blocked* record is rejected (M3: "a blocked
 //! client could rejoin the site with a new self-signed certificate **and** hardware ID").
 //!
+//! **Certificate reset** (field notes M18: "Switching to HTTPS-only … deletes self-signed
+//! records; clients must register again"): the database records the mode it was opened with,
+//! and an open that moves it from `mixed` to `native` deletes every client record whose
+//! signing certificate is self-signed ([`Site::certificate_reset`] names them). Their next
+//! message is an unknown client's (an empty 200, M6) until they register again. Which
+//! certificates a real site keeps, and whether a switch to ConfigMgr-generated certificates
+//! (which the emulator does not model) does the same, is **\[UNCONFIRMED\]** beyond that
+//! sentence.
+//!
 //! **Approval** ("Only clients that are approved will be sent policies", source 003): policy
 //! assignments and bodies need approval; hardware and software inventory, file collection,
 //! IDMIF and metering need it unless `allow_unapproved_inventory`; discovery, state and status
@@ -112,6 +121,7 @@ use cmmp_model::report_common::{
 use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
 use cmmp_model::xml::{AnyElement, Writer, XmlElement};
 use cmmp_model::{DeliveryKind, Endpoint, MessageExt, Signing};
+use cmmp_transport::cert::is_self_signed;
 use cmmp_transport::msg::{hook_property, hooks};
 use cmmp_transport::sign::{HashAlgorithm, from_hex, verify_reversed, verify_reversed_no_oid};
 use cmmp_transport::wire::{DecodedRequest, Vdir};
@@ -487,6 +497,8 @@ pub struct Site {
     /// the faults, and read again after each group (a group's fault uses are rolled back
     /// with it when it fails).
     faults_in_force: bool,
+    /// The SMSIDs of the client records this open deleted ([`Site::certificate_reset`]).
+    certificate_reset: Vec<SmsId>,
 }
 
 /// A refusal or a failure inside a transaction (both work with `?`).
@@ -518,6 +530,30 @@ enum Purpose {
     Report,
 }
 
+/// Deletes the client records whose signing certificate is self-signed (field notes M18) and
+/// returns their SMSIDs. An open conflict that loses its parked record is resolved as
+/// `certificate-reset` without one; one that loses only its existing record is resolved the
+/// same way and leaves the parked record a client of its own, as [`Resolution::New`] does.
+fn certificate_reset(tx: &Tx<'_>, now: DateTime<Utc>) -> Result<Vec<SmsId>, Error> {
+    let gone: Vec<ClientRecord> = tx
+        .clients()?
+        .into_iter()
+        .filter(|c| X509::from_der(&c.signing_cert).is_ok_and(|cert| is_self_signed(&cert)))
+        .collect();
+    let is_gone = |id: ClientId| gone.iter().any(|c| c.id == id);
+    for conflict in tx.conflicts(true)? {
+        let parked_gone = conflict.parked.is_some_and(is_gone);
+        if parked_gone || is_gone(conflict.existing) {
+            let parked = if parked_gone { None } else { conflict.parked };
+            tx.resolve_conflict(conflict.id, "certificate-reset", parked, now)?;
+        }
+    }
+    for c in &gone {
+        tx.delete_client(c.id)?;
+    }
+    Ok(gone.into_iter().map(|c| c.smsid).collect())
+}
+
 impl Site {
     /// Opens the site database at `path` (created and migrated as needed) for `config`.
     ///
@@ -544,7 +580,7 @@ impl Site {
     }
 
     fn start(config: SiteConfig, mut store: Store, now: DateTime<Utc>) -> Result<Self, Error> {
-        store.write(|tx| {
+        let certificate_reset = store.write(|tx| {
             let mut changed = false;
             for p in &config.policies {
                 changed |= tx.upsert_policy(p, Source::File, now)?;
@@ -563,9 +599,18 @@ impl Site {
             for f in &config.faults {
                 tx.insert_fault(f, Source::File, now)?;
             }
-            Ok(())
+            let was = tx.site_mode()?;
+            let reset = if config.mode == SiteMode::Native
+                && was.as_deref() == Some(SiteMode::Mixed.as_str())
+            {
+                certificate_reset(tx, now)?
+            } else {
+                Vec::new()
+            };
+            tx.set_site_mode(config.mode.as_str())?;
+            Ok(reset)
         })?;
-        let mut site = Self { config, store, faults_in_force: true };
+        let mut site = Self { config, store, faults_in_force: true, certificate_reset };
         site.refresh_faults();
         Ok(site)
     }
@@ -574,6 +619,17 @@ impl Site {
     /// (every request then looks the faults up, as it would anyway).
     fn refresh_faults(&mut self) {
         self.faults_in_force = self.store.read(|tx| tx.faults()).map_or(true, |f| !f.is_empty());
+    }
+
+    /// The client records deleted when this open moved the site from mixed to native mode:
+    /// those registered with a self-signed signing certificate (field notes M18, "Switching
+    /// to HTTPS-only … deletes self-signed records; clients must register again"). Their
+    /// messages and everything stored for them go with them; the message log keeps its rows
+    /// without the client. Empty on every other open, and for a database that had not
+    /// recorded its mode before.
+    #[must_use]
+    pub fn certificate_reset(&self) -> &[SmsId] {
+        &self.certificate_reset
     }
 
     /// The site's configuration.

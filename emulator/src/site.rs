@@ -436,6 +436,17 @@ pub enum SiteMode {
     Native,
 }
 
+impl SiteMode {
+    /// The mode's name in the site file: `mixed` or `native`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteMode::Mixed => "mixed",
+            SiteMode::Native => "native",
+        }
+    }
+}
+
 /// Which registrations are approved automatically (field notes M2).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

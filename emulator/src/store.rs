@@ -38,7 +38,7 @@
 //! | `status_messages` | status message |
 //! | `metering` | software metering usage record (`HistoricalMeterData`) |
 //! | `policies` | policy assignment with its body (from the site file or an admin) |
-//! | `site_state` | named site value (`policy_changed_ms`, the `ServerCookie`) |
+//! | `site_state` | named site value (`policy_changed_ms`, the `ServerCookie`, `site_mode`) |
 //! | `faults` | injected fault with its remaining uses |
 
 use core::fmt;
@@ -1623,6 +1623,28 @@ impl Tx<'_> {
                 params![ms(now)],
             )
             .map_err(store("record the policy change time"))?;
+        Ok(())
+    }
+
+    /// The site mode (`mixed` or `native`) the database was last opened with, if one was
+    /// recorded (databases from before the record have none).
+    pub(crate) fn site_mode(&self) -> Result<Option<String>, Error> {
+        self.conn
+            .query_row_cached("SELECT value FROM site_state WHERE name = 'site_mode'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(store("read the site mode"))
+    }
+
+    pub(crate) fn set_site_mode(&self, mode: &str) -> Result<(), Error> {
+        self.conn
+            .execute_cached(
+                "INSERT INTO site_state (name, value) VALUES ('site_mode', ?1) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![mode],
+            )
+            .map_err(store("record the site mode"))?;
         Ok(())
     }
 

@@ -41,7 +41,7 @@ use cmmp_transport::wire::{self, DecodeLimits, DecodedRequest, Fresh, Settings, 
 mod shared;
 #[path = "../../tests/shared/temp_dir.rs"]
 mod temp_dir;
-use shared::{own_registration as registration, reg_info, signed_by_itself};
+use shared::{Pair, own_registration as registration, reg_info, signed_by_itself};
 use temp_dir::TempDir;
 
 // ---- the lab ---------------------------------------------------------------------------------
@@ -780,6 +780,96 @@ fn conflicts_resolve_as_a_new_record_or_blocked() {
     let id = lab.site.conflicts(true).unwrap()[0].id;
     lab.site.resolve_conflict(id, Resolution::Block, lab.now).unwrap();
     assert_eq!(lab.register(&confirmation(&c, "C", parked), Vdir::Default).status, 3);
+}
+
+/// Field notes M18: an open that moves the site from mixed to native mode deletes the records
+/// registered with self-signed certificates, and they must register again. A PKI record
+/// stays; a conflict that loses its existing record leaves the parked one a client of its own.
+#[test]
+fn switching_to_native_mode_deletes_self_signed_records() {
+    let dir = TempDir::new("certificate-reset");
+    let db = dir.join("site.db");
+    let mixed = SiteConfig {
+        approval: ApprovalPolicy::AutoAll,
+        conflict_resolution: ConflictResolution::Manual,
+        ..SiteConfig::default()
+    };
+    let native = SiteConfig { mode: SiteMode::Native, ..mixed.clone() };
+    let open = |config: &SiteConfig| {
+        let now = Utc::now();
+        Lab { site: Site::open(config.clone(), &db, now).unwrap(), now }
+    };
+    let ca = Pair::new("cmmp test client CA", None);
+    let pki = Arc::new(Pair::new("PKI01", Some(&ca)).identity());
+    let hw = [("HardwareID1", "2:CC")];
+
+    let mut lab = open(&mixed);
+    assert!(lab.site.certificate_reset().is_empty());
+    let a = lab.enrol("A", Vdir::Default);
+    assert_eq!(stored(lab.post(&a, &state(&a.smsid, &[1]), vec![])), (1, 0));
+    let b = lab.register(&registration(&identity("B"), "B", &hw), Vdir::Default).smsid.unwrap();
+    // The PKI machine reports B's hardware ID: parked against B.
+    let parked = lab.register(&registration(&pki, "PKI01", &hw), Vdir::Default);
+    assert_eq!(parked.status, 1);
+    let p =
+        Client { identity: Arc::clone(&pki), smsid: parked.smsid.unwrap(), name: "PKI01".into() };
+    // Two self-signed records with one hardware ID: D is parked against C.
+    let hw2 = [("HardwareID1", "2:DD")];
+    let c = lab.register(&registration(&identity("C"), "C", &hw2), Vdir::Default).smsid.unwrap();
+    let d = lab.register(&registration(&identity("D"), "D", &hw2), Vdir::Default);
+    assert_eq!(d.status, 1);
+    let d = d.smsid.unwrap();
+    drop(lab);
+
+    // Mixed again: nothing changes.
+    let lab = open(&mixed);
+    assert!(lab.site.certificate_reset().is_empty());
+    assert_eq!(lab.site.clients().unwrap().len(), 5);
+    drop(lab);
+
+    let mut lab = open(&native);
+    assert_eq!(lab.site.certificate_reset(), [a.smsid, b, c, d]);
+    let clients = lab.site.clients().unwrap();
+    assert_eq!(clients.iter().map(|c| c.smsid).collect::<Vec<_>>(), [p.smsid]);
+    let conflicts = lab.site.conflicts(false).unwrap();
+    let how = |k: &cmmp_emulator::store::ConflictRecord| {
+        (k.parked, k.resolved.as_ref().map(|(_, how)| how.clone()))
+    };
+    let reset = Some("certificate-reset".to_owned());
+    // PKI01 stays, a client of its own; D went with C.
+    assert_eq!(
+        conflicts.iter().map(how).collect::<Vec<_>>(),
+        [(Some(clients[0].id), reset.clone()), (None, reset)]
+    );
+    assert_eq!(lab.register(&confirmation(&pki, "PKI01", p.smsid), Vdir::Default).status, 0);
+    assert!(matches!(lab.policy(&p, AssignmentRequestKind::Always, ""), Handled::Assignments(_)));
+    // A is unknown now; the message log keeps what it sent before, without the record.
+    assert_eq!(refused(lab.post(&a, &state(&a.smsid, &[2]), vec![])), Refusal::UnknownClient);
+    let log = lab.site.messages(Some(&a.smsid), 10).unwrap();
+    assert_eq!(log.len(), 3, "{log:?}");
+    assert!(log.iter().all(|m| m.client.is_none()));
+    assert_eq!(log.iter().filter(|m| m.outcome == MessageOutcome::Stored).count(), 1);
+    // It registers again, self-signed as before, and is served.
+    let again = lab.enrol("A", Vdir::Default);
+    assert_eq!(stored(lab.post(&again, &state(&again.smsid, &[2]), vec![])), (1, 0));
+    drop(lab);
+
+    // Native again: no switch, no reset. Mixed and back: the new record goes too.
+    assert!(open(&native).site.certificate_reset().is_empty());
+    assert!(open(&mixed).site.certificate_reset().is_empty());
+    let lab = open(&native);
+    assert_eq!(lab.site.certificate_reset(), [again.smsid]);
+    assert_eq!(lab.site.clients().unwrap().len(), 1);
+    drop(lab);
+
+    // A database that never recorded its mode (an older one) is not reset by a native open.
+    open(&mixed).enrol("A", Vdir::Default);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("DELETE FROM site_state WHERE name = 'site_mode'", []).unwrap();
+    drop(conn);
+    let lab = open(&native);
+    assert!(lab.site.certificate_reset().is_empty());
+    assert_eq!(lab.site.clients().unwrap().len(), 2);
 }
 
 #[test]
