@@ -751,7 +751,7 @@ pub struct Writer {
     error: Option<EncodeError>,
     /// Names of `xs:any` children already found to be XML names, per parent element name
     /// and by position among their siblings: the instances of a WMI class repeat its
-    /// property names in order, so [`AnyElement`](any::AnyElement) compares with these
+    /// property names in order, so [`AnyElement`] compares with these
     /// before checking a name.
     pub(crate) known_names: any::KnownNames,
 }

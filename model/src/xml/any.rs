@@ -106,7 +106,7 @@ static NAME_BYTES: [bool; 256] = {
 #[derive(Debug, Default)]
 pub(crate) struct KnownNames {
     parents: Vec<(SmolStr, Vec<SmolStr>)>,
-    /// The slot [`KnownNames::slot`] replaces next when all are taken.
+    /// The slot [`KnownNames::insert`] replaces next when all are taken.
     next: usize,
 }
 
