@@ -86,9 +86,14 @@
 //! plain text (UTF-16LE with a trailing NUL) \[inferred: what a client can check after
 //! decryption\]. Secret bodies are CMS EnvelopedData to the client's registered encryption
 //! certificate (its signing certificate when it sent none), plain bodies UTF-16LE with a NUL
-//! (protocol §3.8, §4.2.3).
+//! (protocol §3.8, §4.2.3). A full reply carries a `Signature/Reference` per assignment (field
+//! notes M16: `AlgID` 32780, `1.2.840.113549.1.1.11`, reversed upper-case hex), signed with
+//! the MP's key over the UTF-16LE of the `PolicyAssignment` element as written
+//! ([`assignment_xml`]); which bytes a real site signs is **\[UNCONFIRMED\]** (the
+//! `sign_policy_assignments` switch leaves the block out).
 
 use core::fmt;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -108,9 +113,10 @@ use cmmp_model::location::{
 };
 use cmmp_model::msg::{HookName, HookPropertyName};
 use cmmp_model::policy::{
-    AssignedPolicy, AssignmentReplyKind, AssignmentRequestKind, PolicyAssignment, PolicyLocation,
-    PolicyResource, ReplyAssignments, ReplyIdentification, ReplyMachine, ReplyUser,
-    RequestAssignments, ResourceKind,
+    AssignedPolicy, AssignmentReference, AssignmentReplyKind, AssignmentRequestKind,
+    AssignmentSignatures, PolicyAssignment, PolicyLocation, PolicyResource, ReplyAssignments,
+    ReplyIdentification, ReplyMachine, ReplyUser, RequestAssignments, ResourceKind,
+    SignatureAlgorithm,
 };
 use cmmp_model::registration::{
     ClientRegistrationRequest, ClientRegistrationResponse, RegistrationKind,
@@ -118,12 +124,14 @@ use cmmp_model::registration::{
 use cmmp_model::report_common::{
     ChangeKind, ReportDetails, ReportHeader, ReportHeaderContent, ReportKind,
 };
-use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
+use cmmp_model::value::{BracedGuid, HexBytes, IsoTime, SmsId};
 use cmmp_model::xml::{AnyElement, Writer, XmlElement};
 use cmmp_model::{DeliveryKind, Endpoint, MessageExt, Signing};
 use cmmp_transport::cert::is_self_signed;
 use cmmp_transport::msg::{hook_property, hooks};
-use cmmp_transport::sign::{HashAlgorithm, from_hex, verify_reversed, verify_reversed_no_oid};
+use cmmp_transport::sign::{
+    HashAlgorithm, SigningKey, from_hex, verify_reversed, verify_reversed_no_oid,
+};
 use cmmp_transport::wire::{DecodedRequest, Vdir};
 use openssl::asn1::Asn1Time;
 use openssl::pkey::{PKey, Public};
@@ -499,6 +507,11 @@ pub struct Site {
     faults_in_force: bool,
     /// The SMSIDs of the client records this open deleted ([`Site::certificate_reset`]).
     certificate_reset: Vec<SmsId>,
+    /// The key that signs policy assignments ([`Site::set_policy_signer`]).
+    policy_signer: Option<SigningKey>,
+    /// Signatures already made, by the assignment's XML (the same for every client until
+    /// the policy changes; an RSA signature costs about a millisecond).
+    assignment_signatures: BTreeMap<String, HexBytes>,
 }
 
 /// A refusal or a failure inside a transaction (both work with `?`).
@@ -610,7 +623,14 @@ impl Site {
             tx.set_site_mode(config.mode.as_str())?;
             Ok(reset)
         })?;
-        let mut site = Self { config, store, faults_in_force: true, certificate_reset };
+        let mut site = Self {
+            config,
+            store,
+            faults_in_force: true,
+            certificate_reset,
+            policy_signer: None,
+            assignment_signatures: BTreeMap::new(),
+        };
         site.refresh_faults();
         Ok(site)
     }
@@ -619,6 +639,13 @@ impl Site {
     /// (every request then looks the faults up, as it would anyway).
     fn refresh_faults(&mut self) {
         self.faults_in_force = self.store.read(|tx| tx.faults()).map_or(true, |f| !f.is_empty());
+    }
+
+    /// Signs the assignments of full policy replies with `key` (field notes M16; the
+    /// `sign_policy_assignments` switch). [`crate::Emulator::start`] sets the MP's signing key.
+    pub fn set_policy_signer(&mut self, key: SigningKey) {
+        self.policy_signer = Some(key);
+        self.assignment_signatures.clear();
     }
 
     /// The client records deleted when this open moved the site from mixed to native mode:
@@ -930,6 +957,49 @@ impl Site {
                 }
             })?
             .map_err(Error::Refused)
+            .and_then(|mut reply| {
+                self.sign_assignments(&mut reply)?;
+                Ok(reply)
+            })
+    }
+
+    /// Adds the `Signature` block of a reply with assignments (field notes M16): one
+    /// `Reference` per assignment, over the UTF-16LE of its `PolicyAssignment` element as
+    /// written (**\[UNCONFIRMED\]** bytes, see the `sign_policy_assignments` switch).
+    fn sign_assignments(&mut self, reply: &mut ReplyAssignments) -> Result<(), Error> {
+        let Some(key) = &self.policy_signer else { return Ok(()) };
+        if !self.config.switches.sign_policy_assignments || reply.policy_assignment.is_empty() {
+            return Ok(());
+        }
+        if self.assignment_signatures.len() > MAX_ASSIGNMENT_SIGNATURES {
+            self.assignment_signatures.clear();
+        }
+        let mut reference = Vec::with_capacity(reply.policy_assignment.len());
+        for assignment in &reply.policy_assignment {
+            let xml = assignment_xml(assignment)?;
+            let value = match self.assignment_signatures.get(&xml) {
+                Some(value) => value.clone(),
+                None => {
+                    let signature = key
+                        .sign(HashAlgorithm::Sha256, &utf16le(&xml))
+                        .map_err(|source| Error::Sign { what: "a policy assignment", source })?;
+                    let value = HexBytes(signature);
+                    self.assignment_signatures.insert(xml, value.clone());
+                    value
+                }
+            };
+            let algorithm = SignatureAlgorithm::new(
+                ASSIGNMENT_SIGNATURE_ALG_ID.to_owned(),
+                ASSIGNMENT_SIGNATURE_OID.to_owned(),
+            );
+            reference.push(AssignmentReference::new(
+                assignment.policy_assignment_id.clone(),
+                algorithm,
+                value,
+            ));
+        }
+        reply.signature = Some(AssignmentSignatures { reference });
+        Ok(())
     }
 
     /// Serves a policy body (protocol §4.2.3, §3.7, §3.8).
@@ -2612,6 +2682,25 @@ fn assignments_in(
     }
     tx.touch_client(client.id, now)?;
     Ok(reply)
+}
+
+/// `SignatureAlgorithm/@AlgID` of an assignment signature: `CALG_SHA_256` (field notes M16).
+pub const ASSIGNMENT_SIGNATURE_ALG_ID: &str = "32780";
+/// `SignatureAlgorithm` text of an assignment signature: sha256WithRSAEncryption (M16).
+pub const ASSIGNMENT_SIGNATURE_OID: &str = "1.2.840.113549.1.1.11";
+/// Assignment signatures a site keeps before it starts over.
+const MAX_ASSIGNMENT_SIGNATURES: usize = 4096;
+
+/// The `PolicyAssignment` element as a reply writes it: the bytes (in UTF-16LE) that the
+/// emulator signs for field notes M16.
+///
+/// # Errors
+///
+/// [`Error::Encode`] when the assignment holds a character XML cannot carry.
+pub fn assignment_xml(assignment: &PolicyAssignment) -> Result<String, Error> {
+    let mut w = Writer::new();
+    assignment.write_element("PolicyAssignment", &mut w);
+    w.finish().map_err(Error::from)
 }
 
 /// `http://<mp>/SMS_MP/.sms_pol?<PolicyID>.<version, '.' as '_'>` (protocol §4.2.2).

@@ -85,6 +85,15 @@ pub enum Error {
         #[source]
         source: openssl::error::ErrorStack,
     },
+    /// Signing with the MP's key failed (policy assignment signatures, field notes M16).
+    #[error("signing {what} failed")]
+    Sign {
+        /// What was being signed.
+        what: &'static str,
+        /// The signer's error.
+        #[source]
+        source: cmmp_transport::sign::SignError,
+    },
     /// The HTTPS listener's certificate, key or client roots are not usable.
     #[error("HTTPS listener: {0}")]
     Tls(String),

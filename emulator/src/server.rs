@@ -189,13 +189,19 @@ impl Channel {
 impl Emulator {
     /// Binds `listen` (use `127.0.0.1:0` for an ephemeral port) and serves `site` with the MP
     /// identity `identity` (its signing certificate is what `MPCERT` returns and what signs
-    /// replies when the site's `sign_replies` switch is on; its encryption certificate is what
-    /// clients may encrypt payloads to).
+    /// replies when the site's `sign_replies` switch is on, and policy assignments under
+    /// `sign_policy_assignments`; its encryption certificate is what clients may encrypt
+    /// payloads to).
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the address cannot be bound.
-    pub async fn start(listen: SocketAddr, site: Site, identity: Identity) -> Result<Self, Error> {
+    pub async fn start(
+        listen: SocketAddr,
+        mut site: Site,
+        identity: Identity,
+    ) -> Result<Self, Error> {
+        site.set_policy_signer(identity.signing_key().clone());
         let listener =
             TcpListener::bind(listen).await.map_err(|e| Error::io(format!("bind {listen}"), e))?;
         let addr = listener.local_addr().map_err(|e| Error::io("local address", e))?;

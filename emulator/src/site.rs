@@ -589,6 +589,13 @@ pub struct Switches {
     /// M15: replies carry an `authenticate` hook signed by the MP (applied by the server).
     /// Stock: off (whether production MPs always sign is unconfirmed).
     pub sign_replies: bool,
+    /// M16: a full `ReplyAssignments` carries a `Signature/Reference` per assignment
+    /// (`AlgID` 32780, SHA-256 with RSA), signed with the MP's signing key when the site runs
+    /// in an [`crate::Emulator`] (or has [`crate::Site::set_policy_signer`]). The signed bytes
+    /// are an emulator choice, **\[UNCONFIRMED\]**: the UTF-16LE of the `PolicyAssignment`
+    /// element as the reply writes it, no BOM, no NUL. Stock: on (real replies carry the
+    /// block).
+    pub sign_policy_assignments: bool,
 }
 
 impl Default for Switches {
@@ -604,6 +611,7 @@ impl Default for Switches {
             dedupe_message_ids: true,
             ignored_hardware_ids: Vec::new(),
             sign_replies: false,
+            sign_policy_assignments: true,
         }
     }
 }
@@ -1161,6 +1169,7 @@ http_port = 8080
 [switches]
 require_sha256 = true
 policy_ready_delay_secs = 30
+sign_policy_assignments = false
 ignored_hardware_ids = ["2:00000000000000000000000000000000"]
 
 [inventory.keys]
@@ -1212,6 +1221,8 @@ remaining = 2
         assert_eq!(site.management_point.https_port, 443);
         assert!(site.switches.require_sha256);
         assert!(site.switches.check_certificate_validity);
+        assert!(!site.switches.sign_policy_assignments);
+        assert!(SiteConfig::default().switches.sign_policy_assignments);
         assert_eq!(site.policies.len(), 1);
         assert!(site.policies[0].is_secret());
         assert_eq!(site.software_update_points[0].wsus_url(), "https://sup02.corp.example:8531");

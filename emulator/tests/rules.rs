@@ -1232,6 +1232,77 @@ fn policy_assignments_full_then_delta_with_the_current_cookie() {
     assert_eq!(stale.reply_type, AssignmentReplyKind::Full);
 }
 
+/// Field notes M16: a full reply carries one `Signature/Reference` per assignment, in order,
+/// `AlgID` 32780 with the SHA-256-with-RSA OID, signed with the MP's key over the UTF-16LE of
+/// the assignment as written (the emulator's \[UNCONFIRMED\] choice of bytes). A delta reply
+/// has nothing to sign; the switch and a site without a signer leave the block out.
+#[test]
+fn full_policy_replies_sign_each_assignment() {
+    let mut lab = Lab::auto_all();
+    let c = lab.enrol("WS01", Vdir::Default);
+    assert!(assignments(lab.policy(&c, AssignmentRequestKind::Always, "")).signature.is_none());
+    let mp = generate_mixed_mode_single("MP01", SystemTime::now()).unwrap();
+    lab.site.set_policy_signer(mp.signing_key().clone());
+    let public = mp.signing_cert().public_key().unwrap();
+    let full = assignments(lab.policy(&c, AssignmentRequestKind::Always, ""));
+    let references = &full.signature.as_ref().expect("a Signature block").reference;
+    assert_eq!(references.len(), full.policy_assignment.len());
+    for (reference, assignment) in references.iter().zip(&full.policy_assignment) {
+        assert_eq!(reference.policy_assignment_id, assignment.policy_assignment_id);
+        let algorithm = &reference.signature_algorithm;
+        assert_eq!(
+            (algorithm.alg_id.as_str(), algorithm.value.as_str()),
+            ("32780", "1.2.840.113549.1.1.11")
+        );
+        let xml = cmmp_emulator::behaviour::assignment_xml(assignment).unwrap();
+        assert!(xml.starts_with("<PolicyAssignment PolicyAssignmentID="), "{xml}");
+        let signed: Vec<u8> = xml.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        cmmp_transport::sign::verify_reversed(
+            &public,
+            HashAlgorithm::Sha256,
+            &signed,
+            &reference.signature_value.0,
+        )
+        .unwrap();
+        // Not a signature of anything else: another assignment's bytes do not verify.
+        let other = cmmp_emulator::behaviour::assignment_xml(&full.policy_assignment[0]).unwrap();
+        if other != xml {
+            let other: Vec<u8> = other.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            assert!(
+                cmmp_transport::sign::verify_reversed(
+                    &public,
+                    HashAlgorithm::Sha256,
+                    &other,
+                    &reference.signature_value.0
+                )
+                .is_err()
+            );
+        }
+    }
+    // The block is written between ServerCookie and the assignments, and reads back.
+    let text = full.to_xml().unwrap();
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("no {s} in {text}"));
+    assert!(
+        at("</ServerCookie>") < at("<Signature>") && at("</Signature>") < at("<PolicyAssignment ")
+    );
+    assert_eq!(cmmp_model::policy::ReplyAssignments::from_xml(&text).unwrap(), full);
+    // The same assignments are signed the same way for the next client (kept, not signed again).
+    let d = lab.enrol("OTHER", Vdir::Default);
+    let again = assignments(lab.policy(&d, AssignmentRequestKind::Always, ""));
+    assert_eq!(again.signature, full.signature);
+    // A delta has no assignments and no block.
+    let delta = assignments(lab.policy(&c, AssignmentRequestKind::OnUpdate, &full.server_cookie));
+    assert!(delta.policy_assignment.is_empty() && delta.signature.is_none());
+
+    let mut config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
+    config.switches.sign_policy_assignments = false;
+    let mut lab = Lab::new(config);
+    lab.site.set_policy_signer(mp.signing_key().clone());
+    let c = lab.enrol("WS01", Vdir::Default);
+    let reply = assignments(lab.policy(&c, AssignmentRequestKind::Always, ""));
+    assert!(!reply.policy_assignment.is_empty() && reply.signature.is_none());
+}
+
 #[test]
 fn policy_change_moves_the_server_cookie() {
     let mut lab = Lab::auto_all();

@@ -74,9 +74,31 @@ fn assignments_come_full_then_as_an_empty_delta_for_the_current_cookie() {
         let cookie = full.server_cookie.clone();
         assert_eq!(cookie, mp.emulator().site().server_cookie().unwrap());
 
+        // Field notes M16: each assignment is signed with the key of the certificate MPCERT
+        // returns, over the UTF-16LE of the assignment as written (the emulator's choice).
+        let cert = mp.client().mp_certificate().await.unwrap();
+        let mp_identity = mp.emulator().identity();
+        assert_eq!(cert.certificate.as_bytes(), mp_identity.signing_cert_der());
+        let public = mp_identity.signing_cert().public_key().unwrap();
+        let references = &full.signature.as_ref().expect("a Signature block").reference;
+        assert_eq!(references.len(), 2);
+        for (reference, assignment) in references.iter().zip(&full.policy_assignment) {
+            assert_eq!(reference.policy_assignment_id, assignment.policy_assignment_id);
+            let xml = cmmp_emulator::behaviour::assignment_xml(assignment).unwrap();
+            let signed: Vec<u8> = xml.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            cmmp_transport::sign::verify_reversed(
+                &public,
+                cmmp_transport::sign::HashAlgorithm::Sha256,
+                &signed,
+                reference.signature_value.as_bytes(),
+            )
+            .unwrap();
+        }
+
         let delta = ask(&mp, &c, AssignmentRequestKind::OnUpdate, &cookie).await;
         assert_eq!(delta.reply_type, AssignmentReplyKind::Delta);
         assert!(delta.policy_assignment.is_empty());
+        assert!(delta.signature.is_none());
         let stale = ask(&mp, &c, AssignmentRequestKind::OnUpdate, "2001-01-01 00:00:00.000").await;
         assert_eq!(
             (stale.reply_type, stale.policy_assignment.len()),
