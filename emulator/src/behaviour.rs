@@ -641,6 +641,16 @@ impl Site {
         self.faults_in_force = self.store.read(|tx| tx.faults()).map_or(true, |f| !f.is_empty());
     }
 
+    /// Records the ports the site is served on: the management point's ports the site file
+    /// leaves unset become these, so location replies name where the MP listens
+    /// ([`crate::site::ManagementPoint::effective`]). [`crate::Emulator`] calls it for each
+    /// listener.
+    pub fn listening_on(&mut self, http: Option<u16>, https: Option<u16>) {
+        let mp = &mut self.config.management_point;
+        mp.http_port = mp.http_port.or(http);
+        mp.https_port = mp.https_port.or(https);
+    }
+
     /// Signs the assignments of full policy replies with `key` (field notes M16; the
     /// `sign_policy_assignments` switch). [`crate::Emulator::start`] sets the MP's signing key.
     pub fn set_policy_signer(&mut self, key: SigningKey) {
@@ -3031,8 +3041,9 @@ fn mp_site(config: &SiteConfig) -> MpSite {
     let mut site = MpSite::new(config.site_code.to_string());
     site.master_site_code = Some(config.site_code.to_string());
     site.site_locality = Some("LOCAL".to_owned());
-    site.iis_prefered_port = Some(config.management_point.http_port);
-    site.iisssl_prefered_port = Some(config.management_point.https_port);
+    let (http, https) = config.management_point.effective((None, None));
+    site.iis_prefered_port = Some(http);
+    site.iisssl_prefered_port = Some(https);
     site
 }
 
@@ -3048,6 +3059,7 @@ fn ssl_capabilities(ssl: bool) -> Capabilities {
 
 fn site_details(config: &SiteConfig) -> SiteDetails {
     let mp = &config.management_point;
+    let (http, https) = mp.effective((None, None));
     let native = config.mode == SiteMode::Native;
     SiteDetails {
         site_code: Some(config.site_code.to_string()),
@@ -3060,8 +3072,8 @@ fn site_details(config: &SiteConfig) -> SiteDetails {
             security_configuration: Some(SecurityConfiguration {
                 security_mode_mask: Some(i32::from(native)),
                 security_mode_mask_ex: Some(mp.security_mode_mask_ex),
-                http_port: Some(mp.http_port),
-                https_port: Some(mp.https_port),
+                http_port: Some(http),
+                https_port: Some(https),
                 certificate_store_name: Some(String::new()),
                 certificate_selection_criteria: Some(String::new()),
                 certificate_select_first_flag: Some(1),

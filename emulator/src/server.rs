@@ -205,6 +205,7 @@ impl Emulator {
         let listener =
             TcpListener::bind(listen).await.map_err(|e| Error::io(format!("bind {listen}"), e))?;
         let addr = listener.local_addr().map_err(|e| Error::io("local address", e))?;
+        site.listening_on(Some(addr.port()), None);
         let limit = site.config().switches.max_message_bytes;
         // Room for the multipart framing and header part around the largest message accepted.
         let max_body = usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1024 * 1024);
@@ -252,6 +253,7 @@ impl Emulator {
         let listener =
             TcpListener::bind(listen).await.map_err(|e| Error::io(format!("bind {listen}"), e))?;
         let addr = listener.local_addr().map_err(|e| Error::io("local address", e))?;
+        self.site().listening_on(None, Some(addr.port()));
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let tls = TlsListener { acceptor, binding, asks_for_certificates };
         let listening = listen_on(listener, Arc::clone(&self.shared), Some(tls));

@@ -257,7 +257,7 @@ impl SiteConfig {
             })
         };
         let mp = &self.management_point;
-        if mp.http_port == 0 || mp.https_port == 0 {
+        if mp.http_port == Some(0) || mp.https_port == Some(0) {
             return Err(fail("management_point".to_owned(), "", "ports must not be 0".to_owned()));
         }
         let mut dps = BTreeSet::new();
@@ -482,10 +482,12 @@ pub struct ManagementPoint {
     pub host: Host,
     /// The Internet FQDN, when the MP has one (`InternetName`).
     pub internet_host: Option<Host>,
-    /// HTTP port (`IISPreferedPort`, `HTTPPort`).
-    pub http_port: u16,
-    /// HTTPS port (`IISSSLPreferedPort`, `HTTPSPort`).
-    pub https_port: u16,
+    /// HTTP port (`IISPreferedPort`, `HTTPPort`). Unset: the port of the emulator's HTTP
+    /// listener (see [`ManagementPoint::effective`]), 80 for a site served by none.
+    pub http_port: Option<u16>,
+    /// HTTPS port (`IISSSLPreferedPort`, `HTTPSPort`). Unset: the port of the emulator's
+    /// HTTPS listener ([`crate::Emulator::serve_https`]), 443 for a site served by none.
+    pub https_port: Option<u16>,
     /// Site version (`Version` of site replies), e.g. `5.00.9128.1000`.
     pub site_version: String,
     /// Build number (`BuildNumber`, and `Version` of MP location records).
@@ -494,13 +496,25 @@ pub struct ManagementPoint {
     pub security_mode_mask_ex: i32,
 }
 
+impl ManagementPoint {
+    /// The HTTP and HTTPS ports location replies give: the site file's, else the listeners'
+    /// (`listening`, as [`crate::Emulator`] reports them), else 80 and 443.
+    #[must_use]
+    pub fn effective(&self, listening: (Option<u16>, Option<u16>)) -> (u16, u16) {
+        (
+            self.http_port.or(listening.0).unwrap_or(80),
+            self.https_port.or(listening.1).unwrap_or(443),
+        )
+    }
+}
+
 impl Default for ManagementPoint {
     fn default() -> Self {
         Self {
             host: Host::localhost(),
             internet_host: None,
-            http_port: 80,
-            https_port: 443,
+            http_port: None,
+            https_port: None,
             site_version: "5.00.9128.1000".to_owned(),
             build_number: 9128,
             security_mode_mask_ex: 1728,
@@ -1136,7 +1150,10 @@ const SOFTWARE_UPDATES_BODY: &str = r#"<Policy PolicyID="{C1A5E0D2-8B3F-4E6A-9D1
 mod tests {
     use std::net::IpAddr;
 
-    use super::{ApprovalPolicy, ConflictResolution, FaultKind, SiteConfig, SiteMode, Subnet};
+    use super::{
+        ApprovalPolicy, ConflictResolution, FaultKind, ManagementPoint, SiteConfig, SiteMode,
+        Subnet,
+    };
 
     #[test]
     fn an_empty_file_is_the_stock_site() {
@@ -1217,8 +1234,11 @@ remaining = 2
         assert_eq!(site.mode, SiteMode::Native);
         assert_eq!(site.approval, ApprovalPolicy::AutoAll);
         assert_eq!(site.conflict_resolution, ConflictResolution::Manual);
-        assert_eq!(site.management_point.http_port, 8080);
-        assert_eq!(site.management_point.https_port, 443);
+        assert_eq!(site.management_point.http_port, Some(8080));
+        assert_eq!(site.management_point.https_port, None);
+        assert_eq!(site.management_point.effective((Some(1), Some(2))), (8080, 2));
+        assert_eq!(site.management_point.effective((None, None)), (8080, 443));
+        assert_eq!(ManagementPoint::default().effective((None, None)), (80, 443));
         assert!(site.switches.require_sha256);
         assert!(site.switches.check_certificate_validity);
         assert!(!site.switches.sign_policy_assignments);

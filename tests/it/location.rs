@@ -75,7 +75,10 @@ fn local_and_enumerated_mp_locations_name_the_mp() {
             .unwrap()
             .reply;
         let site = &local.sites.site[0].mp_site;
-        assert_eq!((site.site_code.as_str(), site.iis_prefered_port), ("P01", Some(80)));
+        // The site file sets no port: the reply names the port the emulator listens on.
+        let port = mp.emulator().addr().port();
+        assert_eq!((site.site_code.as_str(), site.iis_prefered_port), ("P01", Some(port)));
+        assert_eq!(site.iisssl_prefered_port, Some(443));
         let all = client
             .invoke(&request::<EnumerateMpLocation>("enumerate-mp-request.xml"), vec![], None)
             .await
@@ -84,6 +87,27 @@ fn local_and_enumerated_mp_locations_name_the_mp() {
         let record = &all.location_records.unwrap().location_record[0];
         assert_eq!(record.intranet_name.as_ref().unwrap().value, "localhost");
         assert_eq!(record.version, Some(9128));
+    });
+}
+
+/// Ports the site file sets are what location replies give, whatever the listener's.
+#[test]
+fn the_site_file_s_ports_win_over_the_listener_s() {
+    run(async {
+        let mut config = crate::support::auto_config();
+        config.management_point.http_port = Some(8080);
+        config.management_point.https_port = Some(8443);
+        let mp = Mp::start(config).await;
+        let info = mp
+            .client()
+            .invoke(&request::<SiteInformation>("siteinfo-request.xml"), vec![], None)
+            .await
+            .unwrap()
+            .reply;
+        let settings = info.site.unwrap().client_operational_settings.unwrap();
+        let security = settings.security_configuration.unwrap();
+        assert_eq!((security.http_port, security.https_port), (Some(8080), Some(8443)));
+        assert_ne!(mp.emulator().addr().port(), 8080);
     });
 }
 
@@ -103,7 +127,8 @@ fn site_information_and_assigned_site_describe_the_site() {
             (Some("P01"), Some("localhost"))
         );
         let security = site.client_operational_settings.unwrap().security_configuration.unwrap();
-        assert_eq!((security.http_port, security.https_port), (Some(80), Some(443)));
+        let port = mp.emulator().addr().port();
+        assert_eq!((security.http_port, security.https_port), (Some(port), Some(443)));
         // Another site's code: no site in the reply.
         let other = crate::support::from_text::<SiteInformation>(
             "<SiteInformationRequest SchemaVersion=\"1.00\"><SiteCode Name=\"XYZ\"/></SiteInformationRequest>",
