@@ -507,11 +507,59 @@ pub struct Site {
     faults_in_force: bool,
     /// The SMSIDs of the client records this open deleted ([`Site::certificate_reset`]).
     certificate_reset: Vec<SmsId>,
-    /// The key that signs policy assignments ([`Site::set_policy_signer`]).
-    policy_signer: Option<SigningKey>,
+    /// Signs policy assignments ([`Site::set_policy_signer`]).
+    assignment_signer: AssignmentSigner,
+}
+
+/// The key that signs policy assignments (field notes M16), and the signatures it made.
+#[derive(Debug, Default)]
+struct AssignmentSigner {
+    key: Option<SigningKey>,
     /// Signatures already made, by the assignment's XML (the same for every client until
     /// the policy changes; an RSA signature costs about a millisecond).
-    assignment_signatures: BTreeMap<String, HexBytes>,
+    signatures: BTreeMap<String, HexBytes>,
+}
+
+impl AssignmentSigner {
+    /// Adds the `Signature` block of a reply with assignments: one `Reference` per
+    /// assignment, over the UTF-16LE of its `PolicyAssignment` element as written
+    /// (**\[UNCONFIRMED\]** bytes, see the `sign_policy_assignments` switch). Nothing without
+    /// a key, when `enabled` is off or when there is no assignment.
+    fn sign(&mut self, enabled: bool, reply: &mut ReplyAssignments) -> Result<(), Error> {
+        let Some(key) = &self.key else { return Ok(()) };
+        if !enabled || reply.policy_assignment.is_empty() {
+            return Ok(());
+        }
+        if self.signatures.len() > MAX_ASSIGNMENT_SIGNATURES {
+            self.signatures.clear();
+        }
+        let mut reference = Vec::with_capacity(reply.policy_assignment.len());
+        for assignment in &reply.policy_assignment {
+            let xml = assignment_xml(assignment)?;
+            let value = match self.signatures.get(&xml) {
+                Some(value) => value.clone(),
+                None => {
+                    let signature = key
+                        .sign(HashAlgorithm::Sha256, &utf16le(&xml))
+                        .map_err(|source| Error::Sign { what: "a policy assignment", source })?;
+                    let value = HexBytes(signature);
+                    self.signatures.insert(xml, value.clone());
+                    value
+                }
+            };
+            let algorithm = SignatureAlgorithm::new(
+                ASSIGNMENT_SIGNATURE_ALG_ID.to_owned(),
+                ASSIGNMENT_SIGNATURE_OID.to_owned(),
+            );
+            reference.push(AssignmentReference::new(
+                assignment.policy_assignment_id.clone(),
+                algorithm,
+                value,
+            ));
+        }
+        reply.signature = Some(AssignmentSignatures { reference });
+        Ok(())
+    }
 }
 
 /// A refusal or a failure inside a transaction (both work with `?`).
@@ -628,8 +676,7 @@ impl Site {
             store,
             faults_in_force: true,
             certificate_reset,
-            policy_signer: None,
-            assignment_signatures: BTreeMap::new(),
+            assignment_signer: AssignmentSigner::default(),
         };
         site.refresh_faults();
         Ok(site)
@@ -654,8 +701,7 @@ impl Site {
     /// Signs the assignments of full policy replies with `key` (field notes M16; the
     /// `sign_policy_assignments` switch). [`crate::Emulator::start`] sets the MP's signing key.
     pub fn set_policy_signer(&mut self, key: SigningKey) {
-        self.policy_signer = Some(key);
-        self.assignment_signatures.clear();
+        self.assignment_signer = AssignmentSigner { key: Some(key), signatures: BTreeMap::new() };
     }
 
     /// The client records deleted when this open moved the site from mixed to native mode:
@@ -925,12 +971,15 @@ impl Site {
         now: DateTime<Utc>,
     ) -> Result<ReplyAssignments, Error> {
         let config = &self.config;
+        let signer = &mut self.assignment_signer;
         self.store
             .write(|tx| {
                 let claimed = request.identification.machine.client_id;
                 let mut client_id = None;
                 match assignments_in(tx, config, request, env, now, &mut client_id) {
-                    Ok(reply) => {
+                    Ok(mut reply) => {
+                        // Signed before the answer is logged: a failure rolls the log back.
+                        signer.sign(config.switches.sign_policy_assignments, &mut reply)?;
                         let reason = format!(
                             "{} {} assignments",
                             reply.reply_type.as_str(),
@@ -967,49 +1016,6 @@ impl Site {
                 }
             })?
             .map_err(Error::Refused)
-            .and_then(|mut reply| {
-                self.sign_assignments(&mut reply)?;
-                Ok(reply)
-            })
-    }
-
-    /// Adds the `Signature` block of a reply with assignments (field notes M16): one
-    /// `Reference` per assignment, over the UTF-16LE of its `PolicyAssignment` element as
-    /// written (**\[UNCONFIRMED\]** bytes, see the `sign_policy_assignments` switch).
-    fn sign_assignments(&mut self, reply: &mut ReplyAssignments) -> Result<(), Error> {
-        let Some(key) = &self.policy_signer else { return Ok(()) };
-        if !self.config.switches.sign_policy_assignments || reply.policy_assignment.is_empty() {
-            return Ok(());
-        }
-        if self.assignment_signatures.len() > MAX_ASSIGNMENT_SIGNATURES {
-            self.assignment_signatures.clear();
-        }
-        let mut reference = Vec::with_capacity(reply.policy_assignment.len());
-        for assignment in &reply.policy_assignment {
-            let xml = assignment_xml(assignment)?;
-            let value = match self.assignment_signatures.get(&xml) {
-                Some(value) => value.clone(),
-                None => {
-                    let signature = key
-                        .sign(HashAlgorithm::Sha256, &utf16le(&xml))
-                        .map_err(|source| Error::Sign { what: "a policy assignment", source })?;
-                    let value = HexBytes(signature);
-                    self.assignment_signatures.insert(xml, value.clone());
-                    value
-                }
-            };
-            let algorithm = SignatureAlgorithm::new(
-                ASSIGNMENT_SIGNATURE_ALG_ID.to_owned(),
-                ASSIGNMENT_SIGNATURE_OID.to_owned(),
-            );
-            reference.push(AssignmentReference::new(
-                assignment.policy_assignment_id.clone(),
-                algorithm,
-                value,
-            ));
-        }
-        reply.signature = Some(AssignmentSignatures { reference });
-        Ok(())
     }
 
     /// Serves a policy body (protocol §4.2.3, §3.7, §3.8).
@@ -3041,7 +3047,7 @@ fn mp_site(config: &SiteConfig) -> MpSite {
     let mut site = MpSite::new(config.site_code.to_string());
     site.master_site_code = Some(config.site_code.to_string());
     site.site_locality = Some("LOCAL".to_owned());
-    let (http, https) = config.management_point.effective((None, None));
+    let (http, https) = config.management_point.effective();
     site.iis_prefered_port = Some(http);
     site.iisssl_prefered_port = Some(https);
     site
@@ -3059,7 +3065,7 @@ fn ssl_capabilities(ssl: bool) -> Capabilities {
 
 fn site_details(config: &SiteConfig) -> SiteDetails {
     let mp = &config.management_point;
-    let (http, https) = mp.effective((None, None));
+    let (http, https) = mp.effective();
     let native = config.mode == SiteMode::Native;
     SiteDetails {
         site_code: Some(config.site_code.to_string()),

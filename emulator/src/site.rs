@@ -498,13 +498,10 @@ pub struct ManagementPoint {
 
 impl ManagementPoint {
     /// The HTTP and HTTPS ports location replies give: the site file's, else the listeners'
-    /// (`listening`, as [`crate::Emulator`] reports them), else 80 and 443.
+    /// ([`crate::Site::listening_on`] fills the unset ones), else 80 and 443.
     #[must_use]
-    pub fn effective(&self, listening: (Option<u16>, Option<u16>)) -> (u16, u16) {
-        (
-            self.http_port.or(listening.0).unwrap_or(80),
-            self.https_port.or(listening.1).unwrap_or(443),
-        )
+    pub fn effective(&self) -> (u16, u16) {
+        (self.http_port.unwrap_or(80), self.https_port.unwrap_or(443))
     }
 }
 
@@ -1236,9 +1233,8 @@ remaining = 2
         assert_eq!(site.conflict_resolution, ConflictResolution::Manual);
         assert_eq!(site.management_point.http_port, Some(8080));
         assert_eq!(site.management_point.https_port, None);
-        assert_eq!(site.management_point.effective((Some(1), Some(2))), (8080, 2));
-        assert_eq!(site.management_point.effective((None, None)), (8080, 443));
-        assert_eq!(ManagementPoint::default().effective((None, None)), (80, 443));
+        assert_eq!(site.management_point.effective(), (8080, 443));
+        assert_eq!(ManagementPoint::default().effective(), (80, 443));
         assert!(site.switches.require_sha256);
         assert!(site.switches.check_certificate_validity);
         assert!(!site.switches.sign_policy_assignments);

@@ -100,7 +100,7 @@ async fn a_native_mode_client_with_a_certificate_registers_and_reads_the_mp_over
     assert!(!list.mp.is_empty());
     assert_eq!(mp.site().clients().unwrap().len(), 1);
     // The site file sets no ports: location replies name the two listeners'.
-    let ports = mp.site().config().management_point.effective((None, None));
+    let ports = mp.site().config().management_point.effective();
     assert_eq!(ports, (mp.addr().port(), mp.https_addr().unwrap().port()));
 }
 
