@@ -21,8 +21,14 @@
 //! divisor `openssl speed` uses) of the compared pairs, and compares `prepare_one` with
 //! `openssl speed rsa2048` itself, run in a child process between rounds (skipped when there
 //! is no `openssl` program); `PIPELINE_NO_CPU_CHECK=1` skips all of them.
+//! It then compares the same pairs call by call ([`Interleaved`]: A B B A …, the median and
+//! the trimmed mean of each side's calls), which a change of the machine's speed between
+//! rounds does not move: `prepare_one` against `openssl speed`'s own timed call
+//! (`EVP_PKEY_sign` of 36 bytes on a ready context) run in this process, and the HINV pipeline
+//! against zlib plus one signature, each also at `compression_level` 1.
 //! `PIPELINE_ONLY=ddr_signed,hinv_2mb` runs only the named groups (for profiling);
-//! `PIPELINE_CPU_ROUNDS=10` runs the CPU-time check for 10 rounds instead of 3.
+//! `PIPELINE_CPU_ROUNDS=10` runs the CPU-time check for 10 rounds instead of 3 (and the
+//! call-by-call comparisons for 10 and 20 seconds instead of 3 and 6).
 //!
 //! `PIPELINE_COUNT=N` is for instruction counts (house style HS-85, rustls' `ci-bench`):
 //! instead of measuring, each compared side of the selected groups runs exactly `N` times
@@ -60,6 +66,7 @@ use cmmp_transport::wire::{
 use cmmp_transport::zlib::{self, InflateLimits};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
 
 #[path = "../../model/benches/support/hinv_report.rs"]
@@ -249,7 +256,7 @@ fn openssl_speed_sign_rate() -> Option<f64> {
 
 /// Goal 1 against its own yardstick: rounds of `prepare` (one `window` each) alternated with
 /// runs of `openssl speed rsa2048` in a child process, and the ratio of each round.
-fn against_openssl_speed(window: Duration, prepare: &mut dyn FnMut()) {
+fn against_openssl_speed(label: &str, window: Duration, prepare: &mut dyn FnMut()) {
     let rounds = cpu_rounds(3);
     let mut total = Tally::default();
     let (mut ratios, mut speeds) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
@@ -276,8 +283,7 @@ fn against_openssl_speed(window: Duration, prepare: &mut dyn FnMut()) {
     speeds.sort_by(f64::total_cmp);
     let median = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
     println!(
-        "cpu-time check ddr_signed/prepare_one / `openssl speed rsa2048` sign/s: prepare_one \
-         {:.0} per CPU-second, openssl speed median {:.0} sign/s ({:.0}–{:.0}); per round: \
+        "cpu-time check {label} / `openssl speed rsa2048` sign/s: {label} {:.0} per CPU-second, openssl speed median {:.0} sign/s ({:.0}–{:.0}); per round: \
          median {:.3}, {:.3}–{:.3}, mean {:.3} over {} rounds",
         total.per_cpu_second(),
         median(&speeds),
@@ -289,6 +295,82 @@ fn against_openssl_speed(window: Duration, prepare: &mut dyn FnMut()) {
         ratios.iter().sum::<f64>() / ratios.len() as f64,
         ratios.len(),
     );
+}
+
+/// Per-call times of two operations run in alternation (A B, then B A, and so on) for about
+/// `window`, so that a change of the machine's speed falls on both sides alike.
+struct Interleaved {
+    a: Vec<Duration>,
+    b: Vec<Duration>,
+}
+
+impl Interleaved {
+    fn run(window: Duration, a: &mut dyn FnMut(), b: &mut dyn FnMut()) -> Self {
+        let timed = |op: &mut dyn FnMut()| {
+            let start = Instant::now();
+            op();
+            start.elapsed()
+        };
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        let start = Instant::now();
+        while start.elapsed() < window {
+            ta.push(timed(&mut *a));
+            tb.push(timed(&mut *b));
+            tb.push(timed(&mut *b));
+            ta.push(timed(&mut *a));
+        }
+        Interleaved { a: ta, b: tb }
+    }
+
+    /// The median call of a side.
+    fn median(times: &[Duration]) -> Duration {
+        let mut sorted = times.to_vec();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// The mean of a side without its slowest tenth (calls a preemption or a steal lengthened).
+    fn trimmed_mean(times: &[Duration]) -> Duration {
+        let mut sorted = times.to_vec();
+        sorted.sort_unstable();
+        let kept = &sorted[..sorted.len() - sorted.len() / 10];
+        kept.iter().sum::<Duration>() / u32::try_from(kept.len().max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// The rate of A as a fraction of the rate of B, by `statistic`, for the whole run and
+    /// for each of `blocks` consecutive slices of it (min and max).
+    fn print(&self, label_a: &str, label_b: &str, blocks: usize) {
+        let ratio = |a: &[Duration], b: &[Duration], stat: fn(&[Duration]) -> Duration| {
+            stat(b).as_secs_f64() / stat(a).as_secs_f64()
+        };
+        let spread = |stat: fn(&[Duration]) -> Duration| {
+            let per = (self.a.len() / blocks).max(2);
+            let r: Vec<f64> = self
+                .a
+                .chunks(per)
+                .zip(self.b.chunks(per))
+                .map(|(a, b)| ratio(a, b, stat))
+                .collect();
+            (
+                r.iter().copied().fold(f64::INFINITY, f64::min),
+                r.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
+        };
+        let (median_lo, median_hi) = spread(Self::median);
+        let (trim_lo, trim_hi) = spread(Self::trimmed_mean);
+        println!(
+            "interleaved {label_a} / {label_b}, {} calls each: median call {:.1} µs / {:.1} µs, \
+             rate ratio {:.3} ({median_lo:.3}–{median_hi:.3} over {blocks} slices); trimmed \
+             mean {:.1} µs / {:.1} µs, rate ratio {:.3} ({trim_lo:.3}–{trim_hi:.3})",
+            self.a.len(),
+            Self::median(&self.a).as_secs_f64() * 1e6,
+            Self::median(&self.b).as_secs_f64() * 1e6,
+            ratio(&self.a, &self.b, Self::median),
+            Self::trimmed_mean(&self.a).as_secs_f64() * 1e6,
+            Self::trimmed_mean(&self.b).as_secs_f64() * 1e6,
+            ratio(&self.a, &self.b, Self::trimmed_mean),
+        );
+    }
 }
 
 /// Runs the candidates alternately, `rounds` times `window` each, and prints their tallies.
@@ -450,6 +532,17 @@ fn ddr_signed(c: &mut Criterion) {
         black_box(&raw[..n]);
     };
 
+    // `openssl speed rsa2048`'s own timed call, in this process: `EVP_PKEY_sign` of 36 bytes
+    // on a context made once (apps/speed.c, `RSA_sign_loop`), with the same key as above.
+    let mut speed_ctx = PkeyCtx::new(key.pkey()).expect("a context");
+    speed_ctx.sign_init().expect("sign_init");
+    speed_ctx.set_rsa_padding(Padding::PKCS1).expect("PKCS#1 padding");
+    let mut speed_out = vec![0; usize::try_from(rsa.size()).expect("a size")];
+    let mut speed_op = || {
+        let n = speed_ctx.sign(black_box(&[0x5A; 36]), Some(&mut speed_out)).expect("signs");
+        black_box(&speed_out[..n]);
+    };
+
     if let Some(n) = count() {
         prepare(&settings);
         count_prepare_one(n, &mut || prepare(&settings));
@@ -482,7 +575,25 @@ fn ddr_signed(c: &mut Criterion) {
             ],
         );
         // The issue's yardstick itself: `openssl speed rsa2048`, run in the same minutes.
-        against_openssl_speed(window, &mut || prepare(&settings));
+        against_openssl_speed("ddr_signed/prepare_one", window, &mut || prepare(&settings));
+        // The same comparison call by call, against `openssl speed`'s timed call run here,
+        // and that call against the process it stands for.
+        let long_window = window * u32::try_from(cpu_rounds(3)).unwrap_or(3);
+        Interleaved::run(long_window, &mut || prepare(&settings), &mut speed_op).print(
+            "ddr_signed/prepare_one",
+            "EVP_PKEY_sign (openssl speed's call)",
+            8,
+        );
+        Interleaved::run(long_window, &mut || sign_only(), &mut speed_op).print(
+            "ddr_signed/rsa_sign_only",
+            "EVP_PKEY_sign (openssl speed's call)",
+            8,
+        );
+        against_openssl_speed(
+            "EVP_PKEY_sign (openssl speed's call)",
+            Duration::from_secs(1),
+            &mut speed_op,
+        );
         // The same with `compression_level` 1 (header `78 01`; [UNCONFIRMED] for real MPs).
         let mut fast = settings.clone();
         fast.compression_level = 1;
@@ -493,6 +604,11 @@ fn ddr_signed(c: &mut Criterion) {
                 ("ddr_signed/prepare_one_level1", &mut || prepare(&fast)),
                 ("ddr_signed/rsa_sign_only", &mut || sign_only()),
             ],
+        );
+        Interleaved::run(long_window, &mut || prepare(&fast), &mut speed_op).print(
+            "ddr_signed/prepare_one_level1",
+            "EVP_PKEY_sign (openssl speed's call)",
+            8,
         );
         let batch = u64::try_from(BATCH).expect("a count");
         let (mut one, mut all) = (Tally::default(), Tally::default());
@@ -587,6 +703,39 @@ fn hinv_2mb(c: &mut Criterion) {
     }
 
     if cpu_checks_enabled() {
+        // Goal 2 call by call: the pipeline and its baseline alternate, so that a change of
+        // the machine's speed falls on both.
+        Interleaved::run(
+            Duration::from_secs(u64::try_from(cpu_rounds(3)).unwrap_or(3) * 2),
+            &mut || {
+                black_box(
+                    wire::build_request(&settings, &hinv, Vec::new(), Some(&signer), fresh())
+                        .expect("the report is prepared"),
+                );
+            },
+            &mut || {
+                let compressed = zlib::compress(black_box(&payload.bytes));
+                black_box(key.sign(HashAlgorithm::Sha256, &compressed).expect("signs"));
+            },
+        )
+        .print("hinv_2mb/pipeline", "hinv_2mb/zlib_plus_sign", 8);
+        // The same at `compression_level` 1, on both sides (the trade-off with goal 1).
+        let mut fast = settings.clone();
+        fast.compression_level = 1;
+        Interleaved::run(
+            Duration::from_secs(u64::try_from(cpu_rounds(3)).unwrap_or(3) * 2),
+            &mut || {
+                black_box(
+                    wire::build_request(&fast, &hinv, Vec::new(), Some(&signer), fresh())
+                        .expect("the report is prepared"),
+                );
+            },
+            &mut || {
+                let compressed = zlib::compress_at(black_box(&payload.bytes), 1);
+                black_box(key.sign(HashAlgorithm::Sha256, &compressed).expect("signs"));
+            },
+        )
+        .print("hinv_2mb/pipeline_level1", "hinv_2mb/zlib_level1_plus_sign", 8);
         cpu_time_check(
             3,
             Duration::from_secs(1),
