@@ -1,0 +1,208 @@
+//! Damaged requests, as an MP receives them: every golden request of `tests/wire/`, and an
+//! uncompressed build of every kind (so that the damage reaches the UTF-16 and XML decoders
+//! rather than stopping at zlib), cut, overwritten, spliced or cleared anywhere. Each gives a
+//! message or a typed error from `decode_request`, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use cmmp_model::kinds::{
+    AssignedSite, ClientRegistration, ContentLocation, DdrReport, EnumerateMpLocation,
+    FileCollection, HinvReport, IdmifCollection, LocalMpLocation, PolicyAssignments, SinvReport,
+    SiteInformation, SoftwareMetering, StateMessages, StatusMessage, WsusLocation,
+};
+use cmmp_model::value::{BracedGuid, IsoTime, SmsId};
+use cmmp_model::{Endpoint, MessageExt as _};
+use cmmp_transport::msg::HostName;
+use cmmp_transport::multipart::content_type;
+use cmmp_transport::payload::Attachment;
+use cmmp_transport::sign::{HashAlgorithm, SigningKey};
+use cmmp_transport::wire::{
+    DecodeLimits, Fresh, Settings, Signer, build_request, decode_request, parse_http_request,
+};
+use proptest::collection::vec;
+use proptest::prelude::{ProptestConfig, any, proptest};
+use proptest::strategy::{Strategy, Union};
+use proptest::test_runner::FileFailurePersistence;
+
+fn manifest(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The bodies (after the HTTP head) of the golden requests, with their content types.
+fn goldens() -> &'static [(String, Vec<u8>)] {
+    static GOLDENS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    GOLDENS.get_or_init(|| {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(manifest("tests/wire"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".request.bin"))
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 16, "one golden request per message kind");
+        files
+            .iter()
+            .map(|path| {
+                let bytes = std::fs::read(path).unwrap();
+                let http = parse_http_request(&bytes).unwrap();
+                let content_type = http.header("Content-Type").unwrap().to_owned();
+                (content_type, http.body.to_vec())
+            })
+            .collect()
+    })
+}
+
+fn body<K: Endpoint>(path: &str) -> K {
+    let text = std::fs::read_to_string(manifest("../model/tests/documents").join(path)).unwrap();
+    K::from_body(K::Body::from_xml(&text).unwrap())
+}
+
+/// The request body of `kind`, uncompressed (signed, as the golden requests are).
+fn plain<K: Endpoint>(kind: &K, attachments: Vec<Attachment>) -> Vec<u8> {
+    let key =
+        SigningKey::from_pem(&std::fs::read(manifest("tests/wire/test-key.pem")).unwrap()).unwrap();
+    let client: SmsId = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10".parse().unwrap();
+    let signer = Signer::new(&key, client, HashAlgorithm::Sha256).unwrap();
+    let mut settings =
+        Settings::new(HostName::new("mp01.corp.example").unwrap(), HostName::new("WS01").unwrap());
+    settings.compress = false;
+    let fresh = Fresh {
+        id: "{5DD100CD-DF1D-45F5-BA17-A327F43465F8}".parse::<BracedGuid>().unwrap(),
+        sent_time: "2025-01-31T10:00:00Z".parse::<IsoTime>().unwrap(),
+    };
+    build_request(&settings, kind, attachments, Some(&signer), fresh).unwrap().body
+}
+
+/// Uncompressed request bodies of every kind.
+fn plains() -> &'static [Vec<u8>] {
+    static PLAINS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    PLAINS.get_or_init(|| {
+        let files = vec![Attachment::new("1", b"[Settings]\r\nA=1\r\n".to_vec())];
+        let mif = vec![Attachment::new("1", b"START COMPONENT\r\nEND COMPONENT\r\n".to_vec())];
+        let all = vec![
+            plain(&body::<ClientRegistration>("registration/request.xml"), vec![]),
+            plain(&body::<PolicyAssignments>("policy/request-machine.xml"), vec![]),
+            plain(&body::<ContentLocation>("location/content-request.xml"), vec![]),
+            plain(&body::<WsusLocation>("location/wsus-request-lowercase.xml"), vec![]),
+            plain(&body::<LocalMpLocation>("location/localmp-request.xml"), vec![]),
+            plain(&body::<EnumerateMpLocation>("location/enumerate-mp-request.xml"), vec![]),
+            plain(&body::<SiteInformation>("location/siteinfo-request.xml"), vec![]),
+            plain(&body::<AssignedSite>("location/assignedsite-request.xml"), vec![]),
+            plain(&body::<DdrReport>("ddr/full.xml"), vec![]),
+            plain(&body::<HinvReport>("hinv/full.xml"), vec![]),
+            plain(&body::<SinvReport>("sinv/full.xml"), vec![]),
+            plain(&body::<SoftwareMetering>("metering/full.xml"), vec![]),
+            plain(&body::<StateMessages>("state/app-and-heartbeat.xml"), vec![]),
+            plain(&body::<StatusMessage>("status/ccmhttp-status.xml"), vec![]),
+            plain(&body::<FileCollection>("filecoll/full.xml"), files),
+            plain(&body::<IdmifCollection>("idmif/full.xml"), mif),
+        ];
+        for (i, request) in all.iter().enumerate() {
+            decode_request(Some(&content_type()), request, DecodeLimits::default())
+                .unwrap_or_else(|e| panic!("kind {i}: the undamaged request decodes: {e}"));
+        }
+        all
+    })
+}
+
+/// One damage to a request of `len` bytes: positions and lengths are fractions of it, so
+/// that every strategy reaches every part (head, payload, trailer) of every request.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// Keep only the first `at` bytes.
+    Cut { at: f64 },
+    /// Overwrite bytes from `at` with `with`.
+    Overwrite { at: f64, with: Vec<u8> },
+    /// Copy `len` bytes from `from` to `at` (a repeated or misplaced piece).
+    Splice { from: f64, len: f64, at: f64 },
+    /// Remove `len` bytes from `at`.
+    Remove { at: f64, len: f64 },
+    /// Set `len` bytes from `at` to zero (a NUL run in UTF-16 text, a zeroed header).
+    Clear { at: f64, len: f64 },
+    /// Flip one bit at `at`.
+    Flip { at: f64, bit: u8 },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    let f = || 0.0..1.0f64;
+    let small = || 0.0..0.05f64;
+    Union::new(vec![
+        f().prop_map(|at| Damage::Cut { at }).boxed(),
+        (f(), vec(any::<u8>(), 1..16))
+            .prop_map(|(at, with)| Damage::Overwrite { at, with })
+            .boxed(),
+        (f(), small(), f()).prop_map(|(from, len, at)| Damage::Splice { from, len, at }).boxed(),
+        (f(), small()).prop_map(|(at, len)| Damage::Remove { at, len }).boxed(),
+        (f(), small()).prop_map(|(at, len)| Damage::Clear { at, len }).boxed(),
+        (f(), 0..8u8).prop_map(|(at, bit)| Damage::Flip { at, bit }).boxed(),
+    ])
+}
+
+fn apply(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
+    let n = bytes.len();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let at = |x: f64| ((x * n as f64) as usize).min(n);
+    match damage {
+        Damage::Cut { at: a } => bytes.truncate(at(*a)),
+        Damage::Overwrite { at: a, with } => {
+            for (i, b) in with.iter().enumerate() {
+                if let Some(slot) = bytes.get_mut(at(*a) + i) {
+                    *slot = *b;
+                }
+            }
+        }
+        Damage::Splice { from, len, at: a } => {
+            let start = at(*from);
+            let end = (start + at(*len)).min(n);
+            let piece = bytes[start..end].to_vec();
+            let to = at(*a);
+            bytes.splice(to..to, piece);
+        }
+        Damage::Remove { at: a, len } => {
+            let start = at(*a);
+            let end = (start + at(*len)).min(n);
+            bytes.drain(start..end);
+        }
+        Damage::Clear { at: a, len } => {
+            let start = at(*a);
+            let end = (start + at(*len)).min(n);
+            bytes[start..end].fill(0);
+        }
+        Damage::Flip { at: a, bit } => {
+            if let Some(b) = bytes.get_mut(at(*a)) {
+                *b ^= 1 << bit;
+            }
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 384,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..ProptestConfig::default()
+    })]
+
+    /// A damaged golden (compressed, signed) request: a message or a typed error.
+    #[test]
+    fn damaged_golden_requests_never_panic(
+        which in 0usize..16,
+        damages in vec(damage(), 1..4),
+    ) {
+        let (content_type, body) = &goldens()[which];
+        let bytes = damages.iter().fold(body.clone(), apply);
+        let _ = decode_request(Some(content_type), &bytes, DecodeLimits::default());
+    }
+
+    /// A damaged uncompressed request, whose damage reaches the UTF-16 and XML decoders: a
+    /// message or a typed error.
+    #[test]
+    fn damaged_plain_requests_never_panic(
+        which in 0usize..16,
+        damages in vec(damage(), 1..4),
+    ) {
+        let bytes = damages.iter().fold(plains()[which].clone(), apply);
+        let _ = decode_request(Some(&content_type()), &bytes, DecodeLimits::default());
+    }
+}
