@@ -309,6 +309,46 @@ fn a_switch_to_native_mode_resets_self_signed_clients() {
     assert!(line.starts_with("site database:"), "{line}");
 }
 
+/// `--json emulator serve` names the records a switch to native mode deleted
+/// (`certificate_reset`), and an empty list when nothing was reset.
+#[test]
+fn the_json_serve_line_names_the_reset_records() {
+    let dir = Temp::new("reset-json");
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let emu = Emulator::start(&dir, "auto");
+    let t = ok(&format!("register --mp {} --site P01 --identity {id} --name LNX01", emu.url));
+    let smsid = t
+        .split_whitespace()
+        .find(|w| w.starts_with("GUID:"))
+        .unwrap_or_else(|| panic!("no SMSID in {t:?}"))
+        .to_owned();
+    drop(emu);
+    let site = dir.path("native.toml");
+    std::fs::write(&site, "mode = \"native\"\n").unwrap();
+    let serve = |dir: &Temp| {
+        let db = dir.path("site.db");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cmmp"))
+            .args(["--json", "emulator", "serve", "--listen", "127.0.0.1:0", "--db", &db])
+            .args(["--approval", "auto", "--site", &site])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the emulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    };
+    let first = serve(&dir);
+    assert!(first["listening"].as_str().is_some_and(|u| u.starts_with("http://127.0.0.1:")));
+    assert_eq!(first["certificate_reset"], serde_json::json!([smsid]), "{first}");
+    // Native again: nothing to reset.
+    let again = serve(&dir);
+    assert_eq!(again["certificate_reset"], serde_json::json!([]), "{again}");
+}
+
 /// `--vdir windowsauth --windows-user`: an NTLMv2 logon against the site's Windows accounts
 /// makes a trusted registration, approved at once under the stock approval policy.
 #[test]
