@@ -58,6 +58,13 @@ pub enum DecodeErrorKind {
     DuplicateElement(&'static str),
     /// A lexical value does not parse as its type.
     Value(ValueError),
+    /// A character XML 1.0 does not allow (§2.2 `Char`): a C0 control other than tab, line
+    /// feed and carriage return, or U+FFFE or U+FFFF, written as itself or as a character
+    /// reference. A conforming parser (the MP's among them) refuses the document.
+    InvalidChar {
+        /// The offending code point.
+        code: u32,
+    },
     /// An unknown message kind was asked for (endpoint, file type and root do not match one).
     UnknownKind {
         /// `Msg/TargetEndpoint`.
@@ -167,6 +174,9 @@ impl fmt::Display for DecodeError {
                 write!(f, "element `{n}` occurs more than once")?;
             }
             DecodeErrorKind::Value(e) => write!(f, "{e}")?,
+            DecodeErrorKind::InvalidChar { code } => {
+                write!(f, "the character U+{code:04X} is not allowed in XML")?;
+            }
             DecodeErrorKind::UnknownKind { endpoint, file_type, root } => {
                 write!(f, "no message kind for endpoint `{endpoint}`")?;
                 if let Some(ft) = file_type {

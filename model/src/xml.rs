@@ -147,7 +147,10 @@ impl<'t> Attrs<'t> {
         let value = match r.source_str(&attr.value) {
             Some(raw) => r.unescape(raw)?,
             None => {
-                attr.decode_and_unescape_value(r.inner.decoder()).map_err(|e| r.xml_error(&e))?
+                let value = attr
+                    .decode_and_unescape_value(r.inner.decoder())
+                    .map_err(|e| r.xml_error(&e))?;
+                r.check_resolved(value)?
             }
         };
         Ok(Some((attr.key.into_inner(), value)))
@@ -194,6 +197,52 @@ fn split_attribute(raw: &[u8]) -> Option<Option<(&[u8], &[u8], &[u8])>> {
     Some(Some((key, value, rest)))
 }
 
+/// Whether XML 1.0 allows `c` (§2.2 `Char`; a `char` is never a surrogate).
+fn is_xml_char(c: char) -> bool {
+    !matches!(c, '\0'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// The byte offset and code point of the first character of the UTF-8 text `bytes` that XML
+/// 1.0 does not allow: a C0 control other than tab, line feed and carriage return, or U+FFFE
+/// or U+FFFF (`EF BF BE`, `EF BF BF`).
+///
+/// Eight bytes at a time: a word with no byte under `0x20` and no `0xEF` is skipped whole.
+fn first_invalid_char(bytes: &[u8]) -> Option<(usize, u32)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let check = |at: usize| -> Option<(usize, u32)> {
+        let b = bytes[at];
+        if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') {
+            return Some((at, u32::from(b)));
+        }
+        if b == 0xEF && bytes.get(at + 1) == Some(&0xBF) {
+            match bytes.get(at + 2) {
+                Some(0xBE) => return Some((at, 0xFFFE)),
+                Some(0xBF) => return Some((at, 0xFFFF)),
+                _ => {}
+            }
+        }
+        None
+    };
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // A byte under 0x20, or a byte equal to 0xEF (zero after the XOR): exact as to
+        // whether the word holds one (the borrow only marks bytes above a marked one).
+        let low = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let ef = w ^ (ONES * 0xEF);
+        let ef = ef.wrapping_sub(ONES) & !ef & HIGHS;
+        if low | ef != 0
+            && let Some(found) = (at..at + 8).find_map(check)
+        {
+            return Some(found);
+        }
+        at += 8;
+    }
+    (at..bytes.len()).find_map(check)
+}
+
 /// A pull reader over a UTF-8 XML document, with hostile-input limits.
 pub struct Reader<'a> {
     /// The document; events borrow from it, so their text needs no second UTF-8 check.
@@ -230,6 +279,10 @@ impl<'a> Reader<'a> {
     ) -> Result<Self, DecodeError> {
         if text.len() > max_size {
             return Err(DecodeError::new(DecodeErrorKind::TooLarge { limit: max_size }, 0));
+        }
+        if let Some((offset, code)) = first_invalid_char(text.as_bytes()) {
+            let offset = u64::try_from(offset).unwrap_or(u64::MAX);
+            return Err(DecodeError::new(DecodeErrorKind::InvalidChar { code }, offset));
         }
         let mut inner = quick_xml::Reader::from_str(text);
         let config = inner.config_mut();
@@ -332,7 +385,19 @@ impl<'a> Reader<'a> {
         if !raw.as_bytes().contains(&b'&') {
             return Ok(Cow::Borrowed(raw));
         }
-        quick_xml::escape::unescape(raw).map_err(|e| self.xml_error(&quick_xml::Error::Escape(e)))
+        let value = quick_xml::escape::unescape(raw)
+            .map_err(|e| self.xml_error(&quick_xml::Error::Escape(e)))?;
+        self.check_resolved(value)
+    }
+
+    /// `value`, an attribute value whose references were resolved, unless a character
+    /// reference in it named a character XML does not allow (the document's own characters
+    /// were checked when the reader was made).
+    fn check_resolved(&self, value: Cow<'a, str>) -> Result<Cow<'a, str>, DecodeError> {
+        match value.chars().find(|&c| !is_xml_char(c)) {
+            Some(c) => Err(self.error(DecodeErrorKind::InvalidChar { code: u32::from(c) })),
+            None => Ok(value),
+        }
     }
 
     /// The error for a missing required element `name`.
@@ -460,6 +525,9 @@ impl<'a> Reader<'a> {
     fn check_ref(&self, r: &quick_xml::events::BytesRef<'_>) -> Result<Option<char>, DecodeError> {
         if r.is_char_ref() {
             return match r.resolve_char_ref() {
+                Ok(Some(c)) if !is_xml_char(c) => {
+                    Err(self.error(DecodeErrorKind::InvalidChar { code: u32::from(c) }))
+                }
                 Ok(Some(c)) => Ok(Some(c)),
                 Ok(None) | Err(_) => {
                     Err(self.error(DecodeErrorKind::Syntax("invalid character reference".into())))

@@ -458,3 +458,56 @@ proptest::proptest! {
         );
     }
 }
+
+/// The first attribute value of the root of `doc`.
+fn root_attr(doc: &str) -> Result<String, crate::DecodeError> {
+    let mut r = Reader::new(doc)?;
+    let root = r.root()?;
+    let mut attrs = root.attrs();
+    Ok(attrs.next_attr(&r)?.expect("an attribute").1.into_owned())
+}
+
+#[test]
+fn refuses_characters_xml_does_not_allow() {
+    let invalid = |e: crate::DecodeError| match e.kind() {
+        DecodeErrorKind::InvalidChar { code } => (*code, e.offset()),
+        other => panic!("{other:?}"),
+    };
+    // As themselves, anywhere in the document, at their offset.
+    assert_eq!(invalid(first_child_text("<A><B>a\u{12}b</B></A>").unwrap_err()), (0x12, 7));
+    assert_eq!(invalid(first_child_text("<A><B>\u{0}</B></A>").unwrap_err()), (0, 6));
+    assert_eq!(invalid(root_attr("<A v=\"x\u{1F}\"/>").unwrap_err()), (0x1F, 7));
+    assert_eq!(invalid(first_child_text("<A><B>\u{FFFE}</B></A>").unwrap_err()), (0xFFFE, 6));
+    assert_eq!(invalid(first_child_text("<A>\u{FFFF}<B/></A>").unwrap_err()), (0xFFFF, 3));
+    assert_eq!(invalid(Reader::new("<A\u{7}/>").map(|_| ()).unwrap_err()), (7, 2));
+    // As character references, in text and in attribute values (quoted the plain way or not).
+    let e = first_child_text("<A><B>&#x12;</B></A>").unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::InvalidChar { code: 0x12 });
+    let e = root_attr("<A v=\"&#xFFFF;\"/>").unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::InvalidChar { code: 0xFFFF });
+    let e = root_attr("<A v = '&#1;'/>").unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::InvalidChar { code: 1 });
+    assert!(e.to_string().contains("U+0001 is not allowed in XML"), "{e}");
+    // What XML allows: tab, line feed, carriage return, U+FFFD, and beyond the BMP.
+    let ok = "\t\n\r\u{FFFD}\u{EFFF}\u{10000}\u{10FFFF}";
+    assert_eq!(
+        first_child_text(&format!("<A><B>{ok}&#9;&#xFFFD;</B></A>")).unwrap(),
+        format!("\t\n\n\u{FFFD}\u{EFFF}\u{10000}\u{10FFFF}\t\u{FFFD}")
+    );
+    assert_eq!(root_attr("<A v=\"&#9;&#x10000;\"/>").unwrap(), "\t\u{10000}");
+}
+
+proptest::proptest! {
+    /// The word-at-a-time scan finds what a character-by-character scan finds, at the same
+    /// byte, wherever the characters sit relative to the eight-byte words.
+    #[test]
+    fn the_invalid_character_scan_agrees_with_a_character_loop(
+        text in "([a-z<>&\"\t\n\r ]|[\u{0}-\u{1F}]|\u{FFFE}|\u{FFFF}|\u{FFFD}|\u{EFFF}|\u{F8FF}|\u{1F600}){0,40}",
+    ) {
+        let expected = text
+            .char_indices()
+            .find(|&(_, c)| !super::is_xml_char(c))
+            .map(|(i, c)| (i, u32::from(c)));
+        proptest::prop_assert_eq!(super::first_invalid_char(text.as_bytes()), expected);
+    }
+}
