@@ -2,8 +2,6 @@
 //! get their status (or a closed connection), never a panic, and the emulator keeps serving.
 
 use std::net::SocketAddr;
-use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -14,24 +12,9 @@ use proptest::prelude::{ProptestConfig, any, prop, proptest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Panics anywhere in this test binary, the emulator's connection tasks included (tokio
-/// would otherwise end a panicking task quietly and close its connection).
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            default(info);
-        }));
-    });
-}
-
-fn assert_no_panic() {
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked (see above)");
-}
+#[path = "shared/helpers.rs"]
+mod shared;
+use shared::{assert_no_panic, count_panics};
 
 async fn emulator() -> Emulator {
     count_panics();

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use cmmp_model::kinds::ClientRegistration;
 use cmmp_model::registration::{ClientRegistrationRequest, RegistrationKind};
 use cmmp_model::value::{IsoTime, MaybeSmsId};
@@ -159,4 +162,23 @@ impl Pair {
         let key = SigningKey::from_pkey(self.key.clone()).unwrap();
         Identity::single(key, self.cert.clone()).unwrap()
     }
+}
+
+/// Panics anywhere in this test binary, the emulator's connection tasks included (tokio
+/// would otherwise end a panicking task quietly and close its connection).
+pub(crate) static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) fn count_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+}
+
+pub(crate) fn assert_no_panic() {
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "something panicked (see above)");
 }

@@ -1,0 +1,232 @@
+//! Damaged message bodies from a registered, correctly signing client: the corpus document of
+//! every kind but registration, cut, overwritten, spliced, cleared or bit-flipped anywhere in
+//! its XML text before it is signed, so that the emulator's signature check passes and the
+//! damage reaches its decoders and site rules. Each message gets an answer (a reply, an empty
+//! 200 or a `NoReply`), one row in the message log, and no panic, and the next case finds the
+//! emulator serving.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use cmmp_emulator::site::ApprovalPolicy;
+use cmmp_emulator::{Emulator, Site, SiteConfig};
+use cmmp_model::Endpoint;
+use cmmp_model::kinds::{
+    AssignedSite, ContentLocation, DdrReport, EnumerateMpLocation, FileCollection, HinvReport,
+    IdmifCollection, LocalMpLocation, PolicyAssignments, SinvReport, SiteInformation,
+    SoftwareMetering, StateMessages, StatusMessage, WsusLocation,
+};
+use cmmp_model::value::SmsId;
+use cmmp_transport::Error;
+use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_single};
+use cmmp_transport::client::{Client, ClientConfig};
+use cmmp_transport::msg::HostName;
+use cmmp_transport::raw::{RawMessage, SecurityFlags};
+use cmmp_transport::sign::HashAlgorithm;
+use cmmp_transport::wire::{Settings, Signer};
+use proptest::collection::vec;
+use proptest::prelude::{ProptestConfig, any, prop_assert, prop_assert_eq, proptest};
+use proptest::strategy::{Strategy, Union};
+use proptest::test_runner::FileFailurePersistence;
+
+#[path = "shared/helpers.rs"]
+mod shared;
+use shared::{assert_no_panic, count_panics, registration};
+
+/// The client ID the corpus documents name, replaced by the registered client's.
+const CORPUS_CLIENT: &str = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10";
+
+/// A kind's endpoint, `FileType` property, corpus document and whether it is an Invoke.
+struct Kind {
+    endpoint: &'static str,
+    file_type: Option<&'static str>,
+    document: &'static str,
+    invoke: bool,
+}
+
+fn kind<K: Endpoint>(document: &'static str, invoke: bool) -> Kind {
+    Kind { endpoint: K::ENDPOINT, file_type: K::FILE_TYPE, document, invoke }
+}
+
+fn kinds() -> Vec<Kind> {
+    vec![
+        kind::<DdrReport>("ddr/full.xml", false),
+        kind::<HinvReport>("hinv/full.xml", false),
+        kind::<SinvReport>("sinv/full.xml", false),
+        kind::<SoftwareMetering>("metering/full.xml", false),
+        kind::<StateMessages>("state/app-and-heartbeat.xml", false),
+        kind::<StatusMessage>("status/ccmhttp-status.xml", false),
+        kind::<FileCollection>("filecoll/full.xml", false),
+        kind::<IdmifCollection>("idmif/full.xml", false),
+        kind::<PolicyAssignments>("policy/request-machine.xml", true),
+        kind::<ContentLocation>("location/content-request.xml", true),
+        kind::<WsusLocation>("location/wsus-request-lowercase.xml", true),
+        kind::<LocalMpLocation>("location/localmp-request.xml", true),
+        kind::<EnumerateMpLocation>("location/enumerate-mp-request.xml", true),
+        kind::<SiteInformation>("location/siteinfo-request.xml", true),
+        kind::<AssignedSite>("location/assignedsite-request.xml", true),
+    ]
+}
+
+/// One runtime, emulator, registered client and its corpus texts for every case.
+struct World {
+    runtime: tokio::runtime::Runtime,
+    mp: Emulator,
+    client: Client,
+    identity: Identity,
+    smsid: SmsId,
+    kinds: Vec<(Kind, String)>,
+}
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        count_panics();
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
+        let site = Site::in_memory(config, Utc::now()).unwrap();
+        let mp_identity = generate_mixed_mode("MP01", SystemTime::now()).unwrap();
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mp = runtime.block_on(Emulator::start(listen, site, mp_identity)).unwrap();
+        let host = |n: &str| HostName::new(n).unwrap();
+        let mut config = ClientConfig::new(Settings::new(host("127.0.0.1"), host("WS01")));
+        config.port = Some(mp.addr().port());
+        config.connect_timeout = Duration::from_secs(5);
+        config.timeout = Duration::from_secs(20);
+        let client = Client::new(config).unwrap();
+        let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+        let reply = runtime
+            .block_on(client.invoke(&registration(&identity, "WS01"), vec![], None))
+            .unwrap()
+            .reply;
+        let smsid = reply.smsid.expect("an SMSID");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/documents");
+        let kinds = kinds()
+            .into_iter()
+            .map(|k| {
+                let text = std::fs::read_to_string(dir.join(k.document)).unwrap();
+                let text =
+                    text.trim_end_matches(['\r', '\n']).replace(CORPUS_CLIENT, &smsid.to_string());
+                (k, text)
+            })
+            .collect();
+        World { runtime, mp, client, identity, smsid, kinds }
+    })
+}
+
+/// One damage to a text of `len` bytes, at fractions of its length.
+#[derive(Debug, Clone)]
+enum Damage {
+    Cut { at: f64 },
+    Overwrite { at: f64, with: String },
+    Splice { from: f64, len: f64, at: f64 },
+    Remove { at: f64, len: f64 },
+    Clear { at: f64, len: f64 },
+    Flip { at: f64, bit: u8 },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    let f = || 0.0..1.0f64;
+    let small = || 0.0..0.05f64;
+    Union::new(vec![
+        f().prop_map(|at| Damage::Cut { at }).boxed(),
+        (f(), "[<>/=\"' &;#x0-9A-Za-z:{}\\-\u{e9}\u{1F600}]{1,12}")
+            .prop_map(|(at, with)| Damage::Overwrite { at, with })
+            .boxed(),
+        (f(), small(), f()).prop_map(|(from, len, at)| Damage::Splice { from, len, at }).boxed(),
+        (f(), small()).prop_map(|(at, len)| Damage::Remove { at, len }).boxed(),
+        (f(), small()).prop_map(|(at, len)| Damage::Clear { at, len }).boxed(),
+        (f(), 0..8u8).prop_map(|(at, bit)| Damage::Flip { at, bit }).boxed(),
+    ])
+}
+
+/// `text` with `damage` done to its bytes; bytes that are no longer UTF-8 become U+FFFD.
+fn apply(text: String, damage: &Damage) -> String {
+    let mut bytes = text.into_bytes();
+    let n = bytes.len();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let at = |x: f64| ((x * n as f64) as usize).min(n);
+    match damage {
+        Damage::Cut { at: a } => bytes.truncate(at(*a)),
+        Damage::Overwrite { at: a, with } => {
+            let start = at(*a);
+            let end = (start + with.len()).min(n);
+            bytes.splice(start..end, with.bytes());
+        }
+        Damage::Splice { from, len, at: a } => {
+            let start = at(*from);
+            let piece = bytes[start..(start + at(*len)).min(n)].to_vec();
+            let to = at(*a);
+            bytes.splice(to..to, piece);
+        }
+        Damage::Remove { at: a, len } => {
+            let start = at(*a);
+            bytes.drain(start..(start + at(*len)).min(n));
+        }
+        Damage::Clear { at: a, len } => {
+            let start = at(*a);
+            bytes[start..(start + at(*len)).min(n)].fill(b' ');
+        }
+        Damage::Flip { at: a, bit } => {
+            if let Some(b) = bytes.get_mut(at(*a)) {
+                *b ^= 1 << bit;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The rows of the site's message log.
+fn logged(mp: &Emulator) -> i64 {
+    mp.site().summary().unwrap().messages.iter().map(|(_, _, n)| n).sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 96,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn damaged_bodies_are_answered_and_logged(
+        which in 0usize..15,
+        damages in vec(damage(), 1..4),
+        seed in any::<u8>(),
+    ) {
+        let w = world();
+        let (kind, text) = &w.kinds[which];
+        let body = damages.iter().fold(text.clone(), apply);
+        let mut message = RawMessage::new();
+        message.set_target_endpoint(kind.endpoint).unwrap();
+        if let Some(ft) = kind.file_type {
+            message.set_property("FileType", ft);
+        }
+        message.set_body_from_string(&body);
+        message.set_client_id(w.smsid);
+        let mut flags = SecurityFlags::MIXED_MODE | SecurityFlags::SIGN_MESSAGE;
+        if seed % 2 == 0 {
+            flags = flags | SecurityFlags::COMPRESS_MESSAGE;
+        }
+        message.set_security_flags(flags);
+        let signer = Signer::new(w.identity.signing_key(), w.smsid, HashAlgorithm::Sha256).unwrap();
+        let before = logged(&w.mp);
+        let outcome = w.runtime.block_on(async {
+            if kind.invoke {
+                w.client.invoke_raw(&message, Some(&signer)).await.map(|_| ())
+            } else {
+                w.client.post_raw(&message, Some(&signer)).await.map(|_| ())
+            }
+        });
+        // An answer: a reply, or what an MP answers a message it will not take.
+        prop_assert!(
+            matches!(outcome, Ok(()) | Err(Error::EmptyReply | Error::Decode(_))),
+            "{} answered {outcome:?} to {body:?}",
+            kind.endpoint
+        );
+        prop_assert_eq!(logged(&w.mp), before + 1, "one log row for {:?}", body);
+        assert_no_panic();
+    }
+}
