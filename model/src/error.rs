@@ -65,6 +65,9 @@ pub enum DecodeErrorKind {
         /// The offending code point.
         code: u32,
     },
+    /// An element or attribute name in `xs:any` content is not an XML name (§2.3 `Name`), so
+    /// the content could not be written again.
+    InvalidName(String),
     /// An unknown message kind was asked for (endpoint, file type and root do not match one).
     UnknownKind {
         /// `Msg/TargetEndpoint`.
@@ -177,6 +180,7 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::InvalidChar { code } => {
                 write!(f, "the character U+{code:04X} is not allowed in XML")?;
             }
+            DecodeErrorKind::InvalidName(n) => write!(f, "`{n}` is not an XML name")?,
             DecodeErrorKind::UnknownKind { endpoint, file_type, root } => {
                 write!(f, "no message kind for endpoint `{endpoint}`")?;
                 if let Some(ft) = file_type {

@@ -197,6 +197,46 @@ fn split_attribute(raw: &[u8]) -> Option<Option<(&[u8], &[u8], &[u8])>> {
     Some(Some((key, value, rest)))
 }
 
+/// Whether `name` is an XML name (XML 1.0 fifth edition, §2.3 `Name`). [`AnyElement`] reads
+/// no other, and [`Writer`] writes no other from it.
+pub(crate) fn is_xml_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_ascii() {
+        return bytes.first().is_some_and(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b':'))
+            && bytes.iter().all(|&b| ASCII_NAME_BYTES[usize::from(b)]);
+    }
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+}
+
+/// `NameStartChar` (§2.3).
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// `NameChar` (§2.3).
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// ASCII bytes allowed after the first character of an XML name.
+static ASCII_NAME_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' || c == b':';
+        b += 1;
+    }
+    t
+};
+
 /// Whether XML 1.0 allows `c` (§2.2 `Char`; a `char` is never a surrogate).
 fn is_xml_char(c: char) -> bool {
     !matches!(c, '\0'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')

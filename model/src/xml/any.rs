@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 pub use smol_str::SmolStr;
 
-use super::{Reader, Run, Start, Writer, XmlElement};
-use crate::error::{DecodeError, EncodeError};
+use super::{Reader, Run, Start, Writer, XmlElement, is_xml_name};
+use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 
 /// An element kept verbatim from `xs:any` content (e.g. a WMI class in a hardware inventory
 /// `Instance`, whose children are its properties).
@@ -70,34 +70,8 @@ impl AnyElement {
 
 /// Checks that `name` is an XML name, so that writing cannot produce a malformed document.
 fn check_name(name: &str) -> Result<(), EncodeError> {
-    let bytes = name.as_bytes();
-    let ascii_ok = !bytes.is_empty()
-        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
-        && bytes.iter().all(|&b| NAME_BYTES[usize::from(b)]);
-    if ascii_ok {
-        return Ok(());
-    }
-    let mut chars = name.chars();
-    let ok = match chars.next() {
-        Some(c) if c.is_alphabetic() || c == '_' || c == ':' => {
-            chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'))
-        }
-        _ => false,
-    };
-    if ok { Ok(()) } else { Err(EncodeError::InvalidName(name.to_owned())) }
+    if is_xml_name(name) { Ok(()) } else { Err(EncodeError::InvalidName(name.to_owned())) }
 }
-
-/// ASCII bytes allowed after the first character of an XML name.
-static NAME_BYTES: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 128 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.' || c == b':';
-        b += 1;
-    }
-    t
-};
 
 /// Child names already checked ([`check_name`]), for the last few parent names: for each,
 /// the names of its children by position, filled in order. Checking a name byte by byte
@@ -207,13 +181,17 @@ impl XmlElement for AnyElement {
 
     fn read_element(r: &mut Reader<'_>, start: &Start<'_>) -> Result<Self, DecodeError> {
         let name = SmolStr::new(r.name_of(start));
+        let not_a_name = |r: &Reader<'_>, n: &str| r.error(DecodeErrorKind::InvalidName(n.into()));
+        if !is_xml_name(&name) {
+            return Err(not_a_name(r, &name));
+        }
         let mut attributes = Vec::new();
         if start.has_attrs() {
             let mut attrs = start.attrs();
             while let Some((n, v)) = attrs.next_attr(r)? {
                 let name = match std::str::from_utf8(n) {
-                    Ok(n) => SmolStr::new(n),
-                    Err(_) => SmolStr::new(String::from_utf8_lossy(n)),
+                    Ok(n) if is_xml_name(n) => SmolStr::new(n),
+                    _ => return Err(not_a_name(r, &String::from_utf8_lossy(n))),
                 };
                 attributes.push(AnyAttribute { name, value: v.into_owned() });
             }
@@ -231,6 +209,9 @@ impl XmlElement for AnyElement {
                 if matches!(run, Run::Empty)
                     && let Some((name, text)) = r.simple_child(true)
                 {
+                    if !is_xml_name(name) {
+                        return Err(not_a_name(r, name));
+                    }
                     let text = SmolStr::new(r.run_str(&text));
                     push_child(
                         &mut children,
