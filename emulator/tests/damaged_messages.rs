@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use cmmp_emulator::site::ApprovalPolicy;
+use cmmp_emulator::store::MessageOutcome;
 use cmmp_emulator::{Emulator, Site, SiteConfig};
 use cmmp_model::Endpoint;
 use cmmp_model::kinds::{
@@ -80,9 +81,14 @@ struct World {
     kinds: Vec<(Kind, String)>,
 }
 
+/// The world the property test's cases share.
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
+    WORLD.get_or_init(new_world)
+}
+
+fn new_world() -> World {
+    {
         count_panics();
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
@@ -107,13 +113,17 @@ fn world() -> &'static World {
             .into_iter()
             .map(|k| {
                 let text = std::fs::read_to_string(dir.join(k.document)).unwrap();
-                let text =
-                    text.trim_end_matches(['\r', '\n']).replace(CORPUS_CLIENT, &smsid.to_string());
+                // The inventory as a full report, so that the site stores its instances
+                // (a delta with no full report before it only gets a resync request).
+                let text = text
+                    .trim_end_matches(['\r', '\n'])
+                    .replace(CORPUS_CLIENT, &smsid.to_string())
+                    .replace("<ReportType>Delta</ReportType>", "<ReportType>Full</ReportType>");
                 (k, text)
             })
             .collect();
         World { runtime, mp, client, identity, smsid, kinds }
-    })
+    }
 }
 
 /// One damage to a text of `len` bytes, at fractions of its length.
@@ -229,4 +239,68 @@ proptest! {
         prop_assert_eq!(logged(&w.mp), before + 1, "one log row for {:?}", body);
         assert_no_panic();
     }
+}
+
+/// Sends `body` to the endpoint of `w.kinds[which]`, signed by the registered client.
+fn send(w: &World, which: usize, body: &str) -> Result<(), Error> {
+    let (kind, _) = &w.kinds[which];
+    let mut message = RawMessage::new();
+    message.set_target_endpoint(kind.endpoint).unwrap();
+    if let Some(ft) = kind.file_type {
+        message.set_property("FileType", ft);
+    }
+    message.set_body_from_string(body);
+    message.set_client_id(w.smsid);
+    message.set_security_flags(
+        SecurityFlags::MIXED_MODE | SecurityFlags::SIGN_MESSAGE | SecurityFlags::COMPRESS_MESSAGE,
+    );
+    let signer = Signer::new(w.identity.signing_key(), w.smsid, HashAlgorithm::Sha256).unwrap();
+    w.runtime.block_on(async {
+        if kind.invoke {
+            w.client.invoke_raw(&message, Some(&signer)).await.map(|_| ())
+        } else {
+            w.client.post_raw(&message, Some(&signer)).await.map(|_| ())
+        }
+    })
+}
+
+/// Messages a decoder could take but the emulator's writer could not store again (a
+/// character or a name XML does not allow): refused with the reason, like any undecodable
+/// body, rather than failed with HTTP 500 (which a client retries for ever). The undamaged
+/// message is still stored afterwards.
+#[test]
+fn characters_and_names_xml_does_not_allow_are_refused() {
+    // A site of its own, so that its log's last row is this test's.
+    let w = &new_world();
+    let hinv = 1;
+    let state = 4;
+    let cases = [
+        (
+            state,
+            w.kinds[state].1.replacen("Application_0A1B", "Application_0A1B\u{12}", 1),
+            "U+0012",
+        ),
+        (state, w.kinds[state].1.replacen("alice", "al&#x1;ice", 1), "U+0001"),
+        (state, w.kinds[state].1.replacen("pending", "pending\u{FFFF}", 1), "U+FFFF"),
+        (
+            hinv,
+            w.kinds[hinv].1.replacen("<Win32_", "<1Win32_", 1).replacen("</Win32_", "</1Win32_", 1),
+            "is not an XML name",
+        ),
+    ];
+    for (which, body, reason) in cases {
+        assert_ne!(body, w.kinds[which].1, "the case changes the document");
+        let outcome = send(w, which, &body);
+        assert!(matches!(outcome, Err(Error::EmptyReply)), "{outcome:?} for {body}");
+        let last = &w.mp.site().messages(None, 1).unwrap()[0];
+        assert_eq!(last.outcome, MessageOutcome::Refused, "{last:?}");
+        let why = last.reason.as_deref().unwrap_or_default();
+        assert!(why.contains(reason), "{why}");
+    }
+    for (which, kind) in [(hinv, "HinvReport"), (state, "StateMessages")] {
+        send(w, which, &w.kinds[which].1.clone()).unwrap();
+        let last = &w.mp.site().messages(None, 1).unwrap()[0];
+        assert_eq!((last.kind.as_str(), last.outcome), (kind, MessageOutcome::Stored), "{last:?}");
+    }
+    assert_no_panic();
 }
