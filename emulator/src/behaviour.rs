@@ -111,7 +111,7 @@ use cmmp_model::location::{
     SecurityConfiguration, SiteDetails, SiteInfoReply, ValueRef, WindowsTrust, WsusLocationRecord,
     WsusLocationRecords, WsusLocationReply, WsusSite, WsusSites,
 };
-use cmmp_model::msg::{HookName, HookPropertyName};
+use cmmp_model::msg::{HookName, HookPropertyName, Msg};
 use cmmp_model::policy::{
     AssignedPolicy, AssignmentReference, AssignmentReplyKind, AssignmentRequestKind,
     AssignmentSignatures, PolicyAssignment, PolicyLocation, PolicyResource, ReplyAssignments,
@@ -1210,17 +1210,26 @@ impl Site {
 
     /// Records a request the server could not decode (framing, UTF-16, XML, unknown kind), so
     /// the message log shows everything received. `reason` is the server's short description.
+    /// `header` is the request's `Msg` header when it reads
+    /// ([`cmmp_transport::wire::peek_header`]): the row then names its endpoint, `Msg/ID` and
+    /// the SMSID of its `SourceID` (as named, unverified, like other refusals; no client record),
+    /// so the sender's own log shows it.
     ///
     /// # Errors
     ///
     /// Store failures.
     pub fn record_undecodable(
         &mut self,
-        endpoint: &str,
+        header: Option<&Msg>,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let env = Envelope::default();
+        let env = Envelope {
+            message_id: header.and_then(|h| h.id),
+            source_id: header.and_then(|h| h.source_id),
+            ..Envelope::default()
+        };
+        let endpoint = header.map_or("CCM_POST", |h| h.target_endpoint.as_str());
         let reason: String = reason.chars().take(200).collect();
         self.store.write(|tx| {
             log(
@@ -1229,7 +1238,7 @@ impl Site {
                 endpoint,
                 "undecodable",
                 None,
-                None,
+                env.source_id.as_ref(),
                 MessageOutcome::Refused,
                 Some(&reason),
                 now,

@@ -67,7 +67,9 @@ use cmmp_transport::multipart;
 use cmmp_transport::ntlm::{self, Credentials};
 use cmmp_transport::reply::{ReplySigner, encode_no_reply, encode_sync_reply};
 use cmmp_transport::sign::{HashAlgorithm, from_hex, public_key_from_blob, verify_reversed};
-use cmmp_transport::wire::{DecodeLimits, DecodedRequest, Vdir, decode_request_with_key};
+use cmmp_transport::wire::{
+    DecodeLimits, DecodedRequest, Vdir, decode_request_with_key, peek_header,
+};
 use openssl::pkey::{PKey, Public};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -742,16 +744,22 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
         let body = request.body;
         move || {
             let key = (shared.identity.encryption_key(), shared.identity.encryption_cert());
-            decode_request_with_key(
+            match decode_request_with_key(
                 content_type.as_deref(),
                 &body,
                 DecodeLimits::default(),
                 Some(key),
-            )
-            .map(|d| {
-                let verified_by = preverify(&d, &shared.blob_keys);
-                (d, verified_by)
-            })
+            ) {
+                Ok(d) => {
+                    let verified_by = preverify(&d, &shared.blob_keys);
+                    Ok((d, verified_by))
+                }
+                // What the log can still say about it: its header, when that reads.
+                Err(e) => Err(Box::new((
+                    e,
+                    peek_header(content_type.as_deref(), &body, DecodeLimits::default()),
+                ))),
+            }
         }
     };
     let decoded = if request_len <= INLINE_DECODE_MAX {
@@ -761,11 +769,12 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
     };
     let (decoded, verified_by) = match decoded {
         Ok(Ok((d, verified_by))) => (Arc::new(d), verified_by.map(Arc::new)),
-        Ok(Err(e)) => {
+        Ok(Err(refused)) => {
+            let (e, header) = *refused;
             let shared = Arc::clone(shared);
             let reason = e.to_string();
             let _ = tokio::task::spawn_blocking(move || {
-                shared.site().record_undecodable("CCM_POST", &reason, Utc::now())
+                shared.site().record_undecodable(header.as_ref(), &reason, Utc::now())
             })
             .await;
             return Action::Respond(Response::empty());

@@ -1784,10 +1784,38 @@ fn oversized_and_undecodable_messages_are_recorded() {
     lab.site.check_size("MP_HinvEndpoint", 1000, None, None, lab.now).unwrap();
     let e = lab.site.check_size("MP_HinvEndpoint", 1001, None, None, lab.now).unwrap_err();
     assert_eq!(e.refusal(), Some(&Refusal::TooLarge { size: 1001, limit: 1000 }));
-    lab.site.record_undecodable("MP_DdrEndpoint", "odd UTF-16 byte count", lab.now).unwrap();
+    lab.site.record_undecodable(None, "odd UTF-16 byte count", lab.now).unwrap();
     let log = lab.site.messages(None, 10).unwrap();
     let reasons: Vec<&str> = log.iter().filter_map(|m| m.reason.as_deref()).collect();
     assert_eq!(reasons, ["odd UTF-16 byte count", "too-large"]);
+    assert_eq!((log[0].endpoint.as_str(), log[0].smsid.as_deref()), ("CCM_POST", None));
+    // With a header that reads, the row names its endpoint, ID and sender, and the sender's
+    // own log shows it (there is no client record for that SMSID).
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../model/tests/documents/msg/ddr-post.xml");
+    let header = cmmp_model::msg::Msg::from_xml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    lab.site.record_undecodable(Some(&header), "unpaired surrogate", lab.now).unwrap();
+    let named: SmsId = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10".parse().unwrap();
+    let row = &lab.site.messages(Some(&named), 10).unwrap()[0];
+    assert_eq!(
+        (
+            row.endpoint.as_str(),
+            row.kind.as_str(),
+            row.message_id.as_deref(),
+            row.smsid.as_deref(),
+            row.client,
+            row.outcome,
+            row.reason.as_deref()
+        ),
+        (
+            "MP_DdrEndpoint",
+            "undecodable",
+            Some("{0B7E5D43-9C21-4A8F-B6E0-5F4D3C2B1A09}"),
+            Some("GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10"),
+            None,
+            MessageOutcome::Refused,
+            Some("unpaired surrogate")
+        )
+    );
 }
 
 #[test]

@@ -383,6 +383,18 @@ pub fn decode_request(
     decode_request_with_key(content_type, body, limits, None)
 }
 
+/// The `Msg` header of a request, when its multipart framing and header part read, whatever
+/// the payload holds: what an MP can still log about a request [`decode_request`] refused (its
+/// endpoint, `Msg/ID` and the `SourceID` it names, none of them verified).
+#[must_use]
+pub fn peek_header(content_type: Option<&str>, body: &[u8], limits: DecodeLimits) -> Option<Msg> {
+    let boundary =
+        content_type.and_then(multipart::boundary_from_content_type).unwrap_or(multipart::BOUNDARY);
+    let parts = multipart::parse(body, boundary, limits.multipart).ok()?;
+    let header_text = decode_header(parts.first()?.body, BomPolicy::Optional).ok()?;
+    Msg::from_xml(&header_text).ok()
+}
+
 /// As [`decode_request`], decrypting a payload encrypted to the MP (`Hook2 encrypt`, §3.6)
 /// with the MP's encryption key and certificate.
 ///
