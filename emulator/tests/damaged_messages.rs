@@ -13,13 +13,13 @@ use chrono::Utc;
 use cmmp_emulator::site::ApprovalPolicy;
 use cmmp_emulator::store::MessageOutcome;
 use cmmp_emulator::{Emulator, Site, SiteConfig};
-use cmmp_model::Endpoint;
 use cmmp_model::kinds::{
     AssignedSite, ContentLocation, DdrReport, EnumerateMpLocation, FileCollection, HinvReport,
     IdmifCollection, LocalMpLocation, PolicyAssignments, SinvReport, SiteInformation,
     SoftwareMetering, StateMessages, StatusMessage, WsusLocation,
 };
 use cmmp_model::value::SmsId;
+use cmmp_model::{Endpoint, MessageExt as _};
 use cmmp_transport::Error;
 use cmmp_transport::cert::{Identity, generate_mixed_mode, generate_mixed_mode_single};
 use cmmp_transport::client::{Client, ClientConfig};
@@ -304,4 +304,49 @@ fn characters_and_names_xml_does_not_allow_are_refused() {
         assert_eq!((last.kind.as_str(), last.outcome), (kind, MessageOutcome::Stored), "{last:?}");
     }
     assert_no_panic();
+}
+
+/// A world of its own for damaged registrations (they name no registered client, so their
+/// rows are counted over the whole log), with a registration request signed by a second
+/// machine's key.
+fn registration_world() -> &'static (World, String) {
+    static WORLD: OnceLock<(World, String)> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+        let text = registration(&identity, "WS02").0.to_xml().unwrap();
+        (new_world(), text)
+    })
+}
+
+/// The rows of the whole message log.
+fn all_logged(mp: &Emulator) -> i64 {
+    mp.site().summary().unwrap().messages.iter().map(|(_, _, n)| n).sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..ProptestConfig::default()
+    })]
+
+    /// A damaged registration (its inline signature covers the `<Data>` element as sent, so
+    /// most damage breaks it): a reply or a refusal, one log row, no panic.
+    #[test]
+    fn damaged_registrations_are_answered_and_logged(damages in vec(damage(), 1..4)) {
+        let (w, text) = registration_world();
+        let body = damages.iter().fold(text.clone(), apply);
+        let mut message = RawMessage::new();
+        message.set_target_endpoint("MP_ClientRegistration").unwrap();
+        message.set_body_from_string(&body);
+        message.set_security_flags(SecurityFlags::MIXED_MODE | SecurityFlags::COMPRESS_MESSAGE);
+        let before = all_logged(&w.mp);
+        let outcome = w.runtime.block_on(w.client.invoke_raw(&message, None)).map(|_| ());
+        prop_assert!(
+            matches!(outcome, Ok(()) | Err(Error::EmptyReply | Error::Decode(_))),
+            "answered {outcome:?} to {body:?}"
+        );
+        prop_assert_eq!(all_logged(&w.mp), before + 1, "one log row for {:?}", body);
+        assert_no_panic();
+    }
 }
