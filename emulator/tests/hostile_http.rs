@@ -157,3 +157,119 @@ proptest! {
         assert_no_panic();
     }
 }
+
+/// An emulator of its own for the admin cases (they add faults and proxies).
+fn admin_shared() -> &'static (tokio::runtime::Runtime, Emulator) {
+    static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
+        std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let mp = runtime.block_on(emulator());
+        (runtime, mp)
+    })
+}
+
+/// Pieces of admin paths: the real ones, and what a mistyped or hostile one holds.
+const ADMIN_SEGMENTS: &[&str] = &[
+    "clients",
+    "messages",
+    "conflicts",
+    "faults",
+    "summary",
+    "proxies",
+    "resolve",
+    "approve",
+    "unapprove",
+    "block",
+    "unblock",
+    "inventory",
+    "state-messages",
+    "status-messages",
+    "files",
+    "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10",
+    "GUID:",
+    "1",
+    "-1",
+    "99999999999999999999",
+    "..",
+    "%00",
+    "%2F",
+    "\u{e9}",
+    "",
+];
+
+/// Bodies: fault specifications right and wrong, hex, and JSON of other shapes.
+const ADMIN_BODIES: &[&str] = &[
+    "",
+    "{}",
+    "[]",
+    "null",
+    r#"{"endpoint":"MP_DdrEndpoint","kind":"html-500","remaining":1}"#,
+    r#"{"endpoint":"*","kind":"delay","delay_ms":18446744073709551615}"#,
+    r#"{"endpoint":"MP_DdrEndpoint","kind":"no-such-kind"}"#,
+    r#"{"endpoint":1,"kind":[]}"#,
+    r#"{"endpoint":"MP_DdrEndpoint","kind":"empty-200","remaining":-5}"#,
+    "30820122300D06092A864886F70D01010105000382010F00",
+    "not hex, not DER",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any admin request: a JSON answer with a client-error status when it is wrong (never a
+    /// 500, which would mean the emulator failed), and the emulator keeps serving.
+    #[test]
+    fn admin_requests_get_json_and_a_status_that_fits(
+        method in prop::sample::select(vec!["GET", "POST", "DELETE", "PUT"]),
+        // Mostly the shape of a real path (a collection, an ID, an action), sometimes not.
+        top in prop::sample::select(vec![
+            "clients", "messages", "conflicts", "faults", "summary", "proxies",
+        ]),
+        id in prop::sample::select(vec![
+            "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10", "GUID:", "1", "-1", "99999999999999999999",
+            "%00", "x",
+        ]),
+        action in prop::sample::select(vec![
+            "", "resolve", "approve", "unapprove", "block", "unblock", "inventory",
+            "state-messages", "status-messages", "files", "messages", "..",
+        ]),
+        shaped in prop::sample::select(vec![0u8, 1, 2, 2, 3]),
+        junk in prop::collection::vec(prop::sample::select(ADMIN_SEGMENTS.to_vec()), 0..4),
+        query in prop::sample::select(vec![
+            "", "?limit=0", "?limit=-1", "?limit=4294967296", "?limit=x", "?action=merge",
+            "?action=new", "?action=block", "?action=", "?action=merge&limit=1",
+        ]),
+        body in prop::sample::select(ADMIN_BODIES.to_vec()),
+        raw in prop::collection::vec(any::<u8>(), 0..64),
+        use_raw in any::<bool>(),
+    ) {
+        let (runtime, mp) = admin_shared();
+        let body: &[u8] = if use_raw { &raw } else { body.as_bytes() };
+        let segments = match shaped {
+            0 => junk,
+            1 => vec![top],
+            2 => vec![top, id, action],
+            _ => vec![top, id],
+        };
+        let path = format!("/cmmp-admin/{}{query}", segments.join("/"));
+        let mut bytes = format!(
+            "{method} {path} HTTP/1.1\r\nHost: mp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        runtime.block_on(async {
+            let answer = exchange(mp, &bytes).await;
+            let status: u16 = answer
+                .strip_prefix("HTTP/1.1 ")
+                .and_then(|a| a.get(..3))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("{path}: {answer:?}"));
+            assert!(matches!(status, 200 | 400 | 404 | 405), "{method} {path}: {answer}");
+            let json = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            assert!(serde_json::from_str::<serde_json::Value>(json).is_ok(), "{method} {path}: {answer}");
+            still_serving(mp).await;
+        });
+        assert_no_panic();
+    }
+}
