@@ -273,3 +273,57 @@ proptest! {
         assert_no_panic();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// `.sms_aut` and `.sms_pol` with any query and any token headers, and the fallback status
+    /// point with any body: an answer that is not a 500 (the site did not fail), and the
+    /// emulator keeps serving.
+    #[test]
+    fn gets_and_fallback_status_posts_never_fail_the_site(
+        target in prop::sample::select(vec![
+            "/SMS_MP/.sms_aut?", "/SMS_MP/.sms_pol?", "/SMS_MP_AltAuth/.sms_pol?",
+            "/SMS_MP_WindowsAuth/.sms_pol?", "/SMS_FSP/.sms_fsp",
+        ]),
+        query in prop::sample::select(vec![
+            "", "MPLIST", "MPLIST1&P01", "MPLIST2&P01", "MPCERT", "MPCERT2", "MPKEYINFORMATIONEX",
+            "MPLOCATION&ir=10.0.0.1&ip=10.0.0.0", "MPLOCATION&ir=x&ip=", "SITESIGNCERT",
+            // The stock site's two policies, as `PolicyLocation` names them, and near misses.
+            "{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A01}.1_00",
+            "%7BC1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A02%7D.1_00",
+            "{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A02}.2_00", "{C1A5E0D2-8B3F-4E6A-9D17-2F4B6C8E0A02}",
+            "{5E0A1B2C-0000-4000-8000-00000000000A}.1.00", "NAA01.2.00", ".", "%", "%zz",
+            "%00", "a.b.c.d", "99999999999999999999.1",
+        ]),
+        tail in "[A-Za-z0-9&=%.{}-]{0,24}",
+        with_tail in any::<bool>(),
+        token in prop::sample::select(vec![
+            "", "ClientToken: GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10;2025-01-31T10:00:00Z\r\n",
+            "ClientToken: x\r\nClientTokenSignature: ZZ\r\n",
+            "ClientToken: GUID:;\r\nClientTokenSignature: 00\r\n",
+            "ClientTokenSignature: 0123456789ABCDEF\r\n",
+        ]),
+        body in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let (runtime, mp) = admin_shared();
+        let (method, body): (&str, &[u8]) =
+            if target.ends_with(".sms_fsp") { ("POST", &body) } else { ("GET", b"") };
+        let tail = if with_tail { tail.as_str() } else { "" };
+        let query = if target.ends_with('?') { format!("{query}{tail}") } else { String::new() };
+        let mut bytes = format!(
+            "{method} {target}{query} HTTP/1.1\r\nHost: mp\r\n{token}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(body);
+        runtime.block_on(async {
+            let answer = exchange(mp, &bytes).await;
+            assert!(answer.starts_with("HTTP/1.1 "), "{target}{query}: {answer:?}");
+            assert!(!answer.starts_with("HTTP/1.1 500"), "{target}{query}: {answer}");
+            still_serving(mp).await;
+        });
+        assert_no_panic();
+    }
+}
