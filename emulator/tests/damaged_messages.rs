@@ -29,8 +29,11 @@ use cmmp_transport::sign::HashAlgorithm;
 use cmmp_transport::wire::{Settings, Signer};
 use proptest::collection::vec;
 use proptest::prelude::{ProptestConfig, any, prop_assert, prop_assert_eq, proptest};
-use proptest::strategy::{Strategy, Union};
 use proptest::test_runner::FileFailurePersistence;
+
+#[path = "../../tests/shared/damage.rs"]
+mod damage;
+use damage::{damage, damage_text};
 
 #[path = "shared/helpers.rs"]
 mod shared;
@@ -126,68 +129,6 @@ fn new_world() -> World {
     }
 }
 
-/// One damage to a text of `len` bytes, at fractions of its length.
-#[derive(Debug, Clone)]
-enum Damage {
-    Cut { at: f64 },
-    Overwrite { at: f64, with: String },
-    Splice { from: f64, len: f64, at: f64 },
-    Remove { at: f64, len: f64 },
-    Clear { at: f64, len: f64 },
-    Flip { at: f64, bit: u8 },
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    let f = || 0.0..1.0f64;
-    let small = || 0.0..0.05f64;
-    Union::new(vec![
-        f().prop_map(|at| Damage::Cut { at }).boxed(),
-        (f(), "[<>/=\"' &;#x0-9A-Za-z:{}\\-\u{e9}\u{1F600}]{1,12}")
-            .prop_map(|(at, with)| Damage::Overwrite { at, with })
-            .boxed(),
-        (f(), small(), f()).prop_map(|(from, len, at)| Damage::Splice { from, len, at }).boxed(),
-        (f(), small()).prop_map(|(at, len)| Damage::Remove { at, len }).boxed(),
-        (f(), small()).prop_map(|(at, len)| Damage::Clear { at, len }).boxed(),
-        (f(), 0..8u8).prop_map(|(at, bit)| Damage::Flip { at, bit }).boxed(),
-    ])
-}
-
-/// `text` with `damage` done to its bytes; bytes that are no longer UTF-8 become U+FFFD.
-fn apply(text: String, damage: &Damage) -> String {
-    let mut bytes = text.into_bytes();
-    let n = bytes.len();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let at = |x: f64| ((x * n as f64) as usize).min(n);
-    match damage {
-        Damage::Cut { at: a } => bytes.truncate(at(*a)),
-        Damage::Overwrite { at: a, with } => {
-            let start = at(*a);
-            let end = (start + with.len()).min(n);
-            bytes.splice(start..end, with.bytes());
-        }
-        Damage::Splice { from, len, at: a } => {
-            let start = at(*from);
-            let piece = bytes[start..(start + at(*len)).min(n)].to_vec();
-            let to = at(*a);
-            bytes.splice(to..to, piece);
-        }
-        Damage::Remove { at: a, len } => {
-            let start = at(*a);
-            bytes.drain(start..(start + at(*len)).min(n));
-        }
-        Damage::Clear { at: a, len } => {
-            let start = at(*a);
-            bytes[start..(start + at(*len)).min(n)].fill(b' ');
-        }
-        Damage::Flip { at: a, bit } => {
-            if let Some(b) = bytes.get_mut(at(*a)) {
-                *b ^= 1 << bit;
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 /// The rows of the site's message log naming `smsid`.
 fn logged(mp: &Emulator, smsid: &SmsId) -> usize {
     mp.site().messages(Some(smsid), u32::MAX).unwrap().len()
@@ -208,28 +149,9 @@ proptest! {
     ) {
         let w = world();
         let (kind, text) = &w.kinds[which];
-        let body = damages.iter().fold(text.clone(), apply);
-        let mut message = RawMessage::new();
-        message.set_target_endpoint(kind.endpoint).unwrap();
-        if let Some(ft) = kind.file_type {
-            message.set_property("FileType", ft);
-        }
-        message.set_body_from_string(&body);
-        message.set_client_id(w.smsid);
-        let mut flags = SecurityFlags::MIXED_MODE | SecurityFlags::SIGN_MESSAGE;
-        if seed % 2 == 0 {
-            flags = flags | SecurityFlags::COMPRESS_MESSAGE;
-        }
-        message.set_security_flags(flags);
-        let signer = Signer::new(w.identity.signing_key(), w.smsid, HashAlgorithm::Sha256).unwrap();
+        let body = damage_text(text, &damages);
         let before = logged(&w.mp, &w.smsid);
-        let outcome = w.runtime.block_on(async {
-            if kind.invoke {
-                w.client.invoke_raw(&message, Some(&signer)).await.map(|_| ())
-            } else {
-                w.client.post_raw(&message, Some(&signer)).await.map(|_| ())
-            }
-        });
+        let outcome = send(w, which, &body, seed % 2 == 0);
         // An answer: a reply, or what an MP answers a message it will not take.
         prop_assert!(
             matches!(outcome, Ok(()) | Err(Error::EmptyReply | Error::Decode(_))),
@@ -242,8 +164,9 @@ proptest! {
     }
 }
 
-/// Sends `body` to the endpoint of `w.kinds[which]`, signed by the registered client.
-fn send(w: &World, which: usize, body: &str) -> Result<(), Error> {
+/// Sends `body` to the endpoint of `w.kinds[which]`, signed by the registered client, and
+/// compressed when `compress` is set.
+fn send(w: &World, which: usize, body: &str, compress: bool) -> Result<(), Error> {
     let (kind, _) = &w.kinds[which];
     let mut message = RawMessage::new();
     message.set_target_endpoint(kind.endpoint).unwrap();
@@ -252,9 +175,11 @@ fn send(w: &World, which: usize, body: &str) -> Result<(), Error> {
     }
     message.set_body_from_string(body);
     message.set_client_id(w.smsid);
-    message.set_security_flags(
-        SecurityFlags::MIXED_MODE | SecurityFlags::SIGN_MESSAGE | SecurityFlags::COMPRESS_MESSAGE,
-    );
+    let mut flags = SecurityFlags::MIXED_MODE | SecurityFlags::SIGN_MESSAGE;
+    if compress {
+        flags = flags | SecurityFlags::COMPRESS_MESSAGE;
+    }
+    message.set_security_flags(flags);
     let signer = Signer::new(w.identity.signing_key(), w.smsid, HashAlgorithm::Sha256).unwrap();
     w.runtime.block_on(async {
         if kind.invoke {
@@ -291,7 +216,7 @@ fn characters_and_names_xml_does_not_allow_are_refused() {
     ];
     for (which, body, reason) in cases {
         assert_ne!(body, w.kinds[which].1, "the case changes the document");
-        let outcome = send(w, which, &body);
+        let outcome = send(w, which, &body, true);
         assert!(matches!(outcome, Err(Error::EmptyReply)), "{outcome:?} for {body}");
         let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
         assert_eq!(last.outcome, MessageOutcome::Refused, "{last:?}");
@@ -299,7 +224,7 @@ fn characters_and_names_xml_does_not_allow_are_refused() {
         assert!(why.contains(reason), "{why}");
     }
     for (which, kind) in [(hinv, "HinvReport"), (state, "StateMessages")] {
-        send(w, which, &w.kinds[which].1.clone()).unwrap();
+        send(w, which, &w.kinds[which].1.clone(), true).unwrap();
         let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
         assert_eq!((last.kind.as_str(), last.outcome), (kind, MessageOutcome::Stored), "{last:?}");
     }
@@ -335,7 +260,7 @@ proptest! {
     #[test]
     fn damaged_registrations_are_answered_and_logged(damages in vec(damage(), 1..4)) {
         let (w, text) = registration_world();
-        let body = damages.iter().fold(text.clone(), apply);
+        let body = damage_text(text, &damages);
         let mut message = RawMessage::new();
         message.set_target_endpoint("MP_ClientRegistration").unwrap();
         message.set_body_from_string(&body);

@@ -122,15 +122,18 @@ async fn a_connection_closed_before_its_head_ends_gets_no_answer() {
     assert_no_panic();
 }
 
+/// A runtime and an emulator on it, for the cases of a property test.
+fn runtime_and_emulator() -> (tokio::runtime::Runtime, Emulator) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mp = runtime.block_on(emulator());
+    (runtime, mp)
+}
+
 /// One runtime and emulator for every case of the property test.
 fn shared() -> &'static (tokio::runtime::Runtime, Emulator) {
     static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
         std::sync::OnceLock::new();
-    SHARED.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let mp = runtime.block_on(emulator());
-        (runtime, mp)
-    })
+    SHARED.get_or_init(runtime_and_emulator)
 }
 
 proptest! {
@@ -162,11 +165,7 @@ proptest! {
 fn admin_shared() -> &'static (tokio::runtime::Runtime, Emulator) {
     static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
         std::sync::OnceLock::new();
-    SHARED.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let mp = runtime.block_on(emulator());
-        (runtime, mp)
-    })
+    SHARED.get_or_init(runtime_and_emulator)
 }
 
 /// Pieces of admin paths: the real ones, and what a mistyped or hostile one holds.

@@ -34,9 +34,12 @@ use cmmp_transport::wire::{
     DecodeLimits, Fresh, Settings, Signer, build_request, decode_request, parse_http_request,
 };
 use proptest::collection::vec;
-use proptest::prelude::{ProptestConfig, any, proptest};
-use proptest::strategy::{Strategy, Union};
+use proptest::prelude::{ProptestConfig, proptest};
 use proptest::test_runner::FileFailurePersistence;
+
+#[path = "../../tests/shared/damage.rs"]
+mod damage;
+use damage::{apply_all, damage};
 
 fn manifest(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -214,78 +217,6 @@ fn context(signed: bool) -> SyncContext<'static> {
     }
 }
 
-/// One damage to a request of `len` bytes: positions and lengths are fractions of it, so
-/// that every strategy reaches every part (head, payload, trailer) of every request.
-#[derive(Debug, Clone)]
-enum Damage {
-    /// Keep only the first `at` bytes.
-    Cut { at: f64 },
-    /// Overwrite bytes from `at` with `with`.
-    Overwrite { at: f64, with: Vec<u8> },
-    /// Copy `len` bytes from `from` to `at` (a repeated or misplaced piece).
-    Splice { from: f64, len: f64, at: f64 },
-    /// Remove `len` bytes from `at`.
-    Remove { at: f64, len: f64 },
-    /// Set `len` bytes from `at` to zero (a NUL run in UTF-16 text, a zeroed header).
-    Clear { at: f64, len: f64 },
-    /// Flip one bit at `at`.
-    Flip { at: f64, bit: u8 },
-}
-
-fn damage() -> impl Strategy<Value = Damage> {
-    let f = || 0.0..1.0f64;
-    let small = || 0.0..0.05f64;
-    Union::new(vec![
-        f().prop_map(|at| Damage::Cut { at }).boxed(),
-        (f(), vec(any::<u8>(), 1..16))
-            .prop_map(|(at, with)| Damage::Overwrite { at, with })
-            .boxed(),
-        (f(), small(), f()).prop_map(|(from, len, at)| Damage::Splice { from, len, at }).boxed(),
-        (f(), small()).prop_map(|(at, len)| Damage::Remove { at, len }).boxed(),
-        (f(), small()).prop_map(|(at, len)| Damage::Clear { at, len }).boxed(),
-        (f(), 0..8u8).prop_map(|(at, bit)| Damage::Flip { at, bit }).boxed(),
-    ])
-}
-
-fn apply(mut bytes: Vec<u8>, damage: &Damage) -> Vec<u8> {
-    let n = bytes.len();
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let at = |x: f64| ((x * n as f64) as usize).min(n);
-    match damage {
-        Damage::Cut { at: a } => bytes.truncate(at(*a)),
-        Damage::Overwrite { at: a, with } => {
-            for (i, b) in with.iter().enumerate() {
-                if let Some(slot) = bytes.get_mut(at(*a) + i) {
-                    *slot = *b;
-                }
-            }
-        }
-        Damage::Splice { from, len, at: a } => {
-            let start = at(*from);
-            let end = (start + at(*len)).min(n);
-            let piece = bytes[start..end].to_vec();
-            let to = at(*a);
-            bytes.splice(to..to, piece);
-        }
-        Damage::Remove { at: a, len } => {
-            let start = at(*a);
-            let end = (start + at(*len)).min(n);
-            bytes.drain(start..end);
-        }
-        Damage::Clear { at: a, len } => {
-            let start = at(*a);
-            let end = (start + at(*len)).min(n);
-            bytes[start..end].fill(0);
-        }
-        Damage::Flip { at: a, bit } => {
-            if let Some(b) = bytes.get_mut(at(*a)) {
-                *b ^= 1 << bit;
-            }
-        }
-    }
-    bytes
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 384,
@@ -300,7 +231,7 @@ proptest! {
         damages in vec(damage(), 1..4),
     ) {
         let (content_type, body) = &goldens()[which];
-        let bytes = damages.iter().fold(body.clone(), apply);
+        let bytes = apply_all(body.clone(), &damages);
         let _ = decode_request(Some(content_type), &bytes, DecodeLimits::default());
     }
 
@@ -311,7 +242,7 @@ proptest! {
         which in 0usize..16,
         damages in vec(damage(), 1..4),
     ) {
-        let bytes = damages.iter().fold(plains()[which].clone(), apply);
+        let bytes = apply_all(plains()[which].clone(), &damages);
         let _ = decode_request(Some(&content_type()), &bytes, DecodeLimits::default());
     }
 
@@ -322,7 +253,7 @@ proptest! {
         damages in vec(damage(), 1..4),
     ) {
         let (body, signed, decode) = &replies()[which];
-        let http = reply_of(damages.iter().fold(body.clone(), apply));
+        let http = reply_of(apply_all(body.clone(), &damages));
         let _ = decode(&http, &context(*signed));
     }
 }
