@@ -1433,3 +1433,100 @@ async fn a_connection_the_mp_dropped_while_idle_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
+
+#[path = "../../tests/shared/damage.rs"]
+mod damage;
+
+mod damaged_over_http {
+    //! Whole HTTP answers of an MP, damaged anywhere (status line, header fields, chunk
+    //! sizes, the multipart reply): each invoke ends with the typed reply or a typed error,
+    //! in time and without a panic.
+
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
+
+    use cmmp_transport::client::Client;
+    use cmmp_transport::reply;
+    use proptest::collection::vec;
+    use proptest::prelude::{ProptestConfig, prop, proptest};
+    use proptest::test_runner::FileFailurePersistence;
+
+    use super::damage::{apply_all, damage};
+
+    use super::exchange::mp::{Answer, TestMp, chunked_ok, multipart_ok};
+    use super::{config, content_location, content_reply, reply_header};
+
+    /// The answers to damage: the content location reply, compressed or not, with a
+    /// `Content-Length` or chunked.
+    fn answers() -> &'static [Vec<u8>] {
+        static ANSWERS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        ANSWERS.get_or_init(|| {
+            let mut all = Vec::new();
+            for compress in [true, false] {
+                let body =
+                    reply::encode_sync_reply(reply_header(), &content_reply(), compress, None)
+                        .unwrap();
+                for answer in [
+                    multipart_ok(&body),
+                    chunked_ok(&cmmp_transport::multipart::content_type(), &body, 97),
+                ] {
+                    let Answer::Bytes(bytes) = answer else { unreachable!("bytes") };
+                    all.push(bytes);
+                }
+            }
+            all
+        })
+    }
+
+    /// One runtime, test MP and client for every case; the MP sends the bytes of the case.
+    struct World {
+        runtime: tokio::runtime::Runtime,
+        next: Arc<Mutex<Vec<u8>>>,
+        _mp: TestMp,
+        client: Client,
+    }
+
+    fn world() -> &'static World {
+        static WORLD: OnceLock<World> = OnceLock::new();
+        WORLD.get_or_init(|| {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let next = Arc::new(Mutex::new(Vec::new()));
+            let sent = Arc::clone(&next);
+            let _guard = runtime.enter();
+            let mp = TestMp::http(move |_| Answer::Bytes(sent.lock().unwrap().clone()));
+            let mut c = config(&mp);
+            c.timeout = Duration::from_secs(5);
+            let client = Client::new(c).unwrap();
+            World { runtime, next, _mp: mp, client }
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn damaged_answers_end_in_the_reply_or_a_typed_error(
+            which in 0usize..4,
+            damages in vec(damage(), 1..4),
+            keep in prop::bool::ANY,
+        ) {
+            let w = world();
+            let bytes = if keep { answers()[which].clone() } else { apply_all(answers()[which].clone(), &damages) };
+            *w.next.lock().unwrap() = bytes;
+            let outcome = w.runtime.block_on(w.client.invoke(&content_location(), vec![], None));
+            match outcome {
+                Ok(received) => proptest::prop_assert!(!received.body_xml.is_empty()),
+                // A hang would be a timeout: the test MP always closes after its bytes.
+                Err(cmmp_transport::Error::Timeout { .. }) => {
+                    proptest::prop_assert!(false, "timed out");
+                }
+                Err(_) => proptest::prop_assert!(!keep, "the undamaged answer failed"),
+            }
+        }
+    }
+}
