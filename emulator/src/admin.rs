@@ -8,6 +8,7 @@
 //! | `POST /cmmp-admin/clients/{smsid}/approve` (`unapprove`, `block`, `unblock`) | change it |
 //! | `GET /cmmp-admin/clients/{smsid}/inventory` | its inventory instances |
 //! | `GET /cmmp-admin/clients/{smsid}/messages?limit=N` | the messages it sent |
+//! | `GET /cmmp-admin/clients/{smsid}/state-messages` (`status-messages`, `files`) | its state messages, status messages, collected files |
 //! | `GET /cmmp-admin/messages?limit=N` | the latest messages of the site |
 //! | `GET /cmmp-admin/conflicts` | conflicting records |
 //! | `POST /cmmp-admin/conflicts/{id}/resolve?action=merge\|new\|block` | resolve one |
@@ -15,7 +16,8 @@
 //! | `GET /cmmp-admin/faults`, `POST /cmmp-admin/faults` (JSON fault), `DELETE /cmmp-admin/faults` | faults |
 //! | `GET /cmmp-admin/summary` | counts per table and message outcome |
 //!
-//! Errors answer `{"error": "…"}` with 400 (bad input), 404 (unknown client) or 500.
+//! Errors answer `{"error": "…"}` with 400 (bad input), 404 (unknown client or path), 405
+//! with `Allow` (a path of the table asked with another method) or 500 (the site failed).
 
 use chrono::Utc;
 use cmmp_model::value::{HexBytes, SmsId};
@@ -137,10 +139,37 @@ pub(crate) fn handle(request: &HttpRequest, shared: &Shared) -> Response {
                 ("POST", ["unblock"]) => {
                     to_json(site.unblock(&smsid).map(|()| json!({ "unblocked": smsid })))
                 }
-                _ => fail(404, "unknown admin request"),
+                _ => not_handled(&parts),
             }
         }
-        _ => fail(404, "unknown admin request; see the emulator's admin module docs"),
+        _ => not_handled(&parts),
+    }
+}
+
+/// The methods the admin surface takes on the path `parts`, if it knows the path.
+fn allowed(parts: &[&str]) -> Option<&'static str> {
+    Some(match parts {
+        ["clients" | "messages" | "conflicts" | "summary"] => "GET",
+        ["faults"] => "GET, POST, DELETE",
+        ["proxies"] | ["conflicts", _, "resolve"] => "POST",
+        ["clients", _]
+        | ["clients", _, "inventory" | "messages" | "state-messages"]
+        | ["clients", _, "status-messages" | "files"] => "GET",
+        ["clients", _, "approve" | "unapprove" | "block" | "unblock"] => "POST",
+        _ => return None,
+    })
+}
+
+/// The answer to a request no route took: 405 with `Allow` for a known path asked with
+/// another method, else 404.
+fn not_handled(parts: &[&str]) -> Response {
+    match allowed(parts) {
+        Some(methods) => {
+            let mut r = fail(405, format!("this admin path takes {methods}"));
+            r.headers.push(("Allow", methods.to_owned()));
+            r
+        }
+        None => fail(404, "unknown admin request; see the emulator's admin module docs"),
     }
 }
 

@@ -122,6 +122,35 @@ async fn a_connection_closed_before_its_head_ends_gets_no_answer() {
     assert_no_panic();
 }
 
+/// A known admin path asked with a method it does not take: 405 with `Allow`; an unknown path
+/// 404.
+#[tokio::test]
+async fn admin_paths_answer_405_with_allow_for_other_methods() {
+    let mp = emulator().await;
+    let ask = |method: &str, path: &str| {
+        format!(
+            "{method} /cmmp-admin/{path} HTTP/1.1\r\nHost: mp\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for (method, path, allow) in [
+        ("POST", "summary", "GET"),
+        ("PUT", "faults", "GET, POST, DELETE"),
+        ("GET", "proxies", "POST"),
+        ("DELETE", "clients/GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10", "GET"),
+        ("GET", "clients/GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10/approve", "POST"),
+        ("GET", "conflicts/1/resolve", "POST"),
+    ] {
+        let answer = exchange(&mp, ask(method, path).as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{method} {path}: {answer}");
+        assert!(answer.contains(&format!("\r\nAllow: {allow}\r\n")), "{method} {path}: {answer}");
+    }
+    for path in ["nothing", "clients/GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10/nothing"] {
+        let answer = exchange(&mp, ask("GET", path).as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 404 "), "{path}: {answer}");
+    }
+    assert_no_panic();
+}
+
 /// A runtime and an emulator on it, for the cases of a property test.
 fn runtime_and_emulator() -> (tokio::runtime::Runtime, Emulator) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
