@@ -14,9 +14,9 @@ use cmmp_emulator::site::ApprovalPolicy;
 use cmmp_emulator::store::MessageOutcome;
 use cmmp_emulator::{Emulator, Site, SiteConfig};
 use cmmp_model::kinds::{
-    AssignedSite, ContentLocation, DdrReport, EnumerateMpLocation, FileCollection, HinvReport,
-    IdmifCollection, LocalMpLocation, PolicyAssignments, SinvReport, SiteInformation,
-    SoftwareMetering, StateMessages, StatusMessage, WsusLocation,
+    AssignedSite, ClientRegistration, ContentLocation, DdrReport, EnumerateMpLocation,
+    FileCollection, HinvReport, IdmifCollection, LocalMpLocation, PolicyAssignments, SinvReport,
+    SiteInformation, SoftwareMetering, StateMessages, StatusMessage, WsusLocation,
 };
 use cmmp_model::value::SmsId;
 use cmmp_model::{Endpoint, MessageExt as _};
@@ -37,7 +37,9 @@ use damage::{damage, damage_text};
 
 #[path = "shared/helpers.rs"]
 mod shared;
-use shared::{assert_no_panic, count_panics, registration};
+use shared::{
+    assert_no_panic, count_panics, proxied_registration, proxy_registration, registration,
+};
 
 /// The client ID the corpus documents name, replaced by the registered client's.
 const CORPUS_CLIENT: &str = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10";
@@ -84,13 +86,41 @@ struct World {
     kinds: Vec<(Kind, String)>,
 }
 
-/// The world the property test's cases share.
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(new_world)
+/// The world the property test's cases share: a client that signs for itself, or an ISV
+/// proxy's client whose messages the proxy signs (source 002).
+fn world(proxied: bool) -> &'static World {
+    static OWN: OnceLock<World> = OnceLock::new();
+    static PROXIED: OnceLock<World> = OnceLock::new();
+    if proxied { PROXIED.get_or_init(new_proxied_world) } else { OWN.get_or_init(new_world) }
 }
 
 fn new_world() -> World {
+    new_world_of(|w, identity| {
+        let sent =
+            w.runtime.block_on(w.client.invoke(&registration(identity, "WS01"), vec![], None));
+        sent.unwrap().reply.smsid.expect("an SMSID")
+    })
+}
+
+/// A world whose signer is an ISV proxy (imported, then registered) and whose client is one
+/// the proxy registered.
+fn new_proxied_world() -> World {
+    new_world_of(|w, proxy| {
+        let proxy_id = w.mp.site().import_isv_proxy(proxy.signing_cert_der(), Utc::now()).unwrap();
+        let register = |request| {
+            let sent =
+                w.runtime.block_on(w.client.invoke(&ClientRegistration(request), vec![], None));
+            sent.unwrap().reply
+        };
+        assert_eq!(register(proxy_registration(proxy)).status, 0, "the proxy registers");
+        let reply = register(proxied_registration(proxy, proxy_id, "MAC-01"));
+        reply.smsid.expect("an SMSID for the proxy's client")
+    })
+}
+
+/// A site and a client; `register` registers the client with the signing identity and
+/// returns the SMSID its messages name.
+fn new_world_of(register: impl FnOnce(&World, &Identity) -> SmsId) -> World {
     {
         count_panics();
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -106,11 +136,15 @@ fn new_world() -> World {
         config.timeout = Duration::from_secs(20);
         let client = Client::new(config).unwrap();
         let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
-        let reply = runtime
-            .block_on(client.invoke(&registration(&identity, "WS01"), vec![], None))
-            .unwrap()
-            .reply;
-        let smsid = reply.smsid.expect("an SMSID");
+        let mut w = World {
+            runtime,
+            mp,
+            client,
+            identity,
+            smsid: SmsId::from_bytes([0; 16]),
+            kinds: Vec::new(),
+        };
+        let smsid = register(&w, &w.identity);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/documents");
         let kinds = kinds()
             .into_iter()
@@ -125,7 +159,9 @@ fn new_world() -> World {
                 (k, text)
             })
             .collect();
-        World { runtime, mp, client, identity, smsid, kinds }
+        w.smsid = smsid;
+        w.kinds = kinds;
+        w
     }
 }
 
@@ -146,8 +182,9 @@ proptest! {
         which in 0usize..15,
         damages in vec(damage(), 1..4),
         seed in any::<u8>(),
+        proxied in any::<bool>(),
     ) {
-        let w = world();
+        let w = world(proxied);
         let (kind, text) = &w.kinds[which];
         let body = damage_text(text, &damages);
         let before = logged(&w.mp, &w.smsid);

@@ -41,7 +41,9 @@ use cmmp_transport::wire::{self, DecodeLimits, DecodedRequest, Fresh, Settings, 
 mod shared;
 #[path = "../../tests/shared/temp_dir.rs"]
 mod temp_dir;
-use shared::{Pair, own_registration as registration, reg_info, signed_by_itself};
+use shared::{
+    Pair, own_registration as registration, proxied_registration, proxy_registration, reg_info,
+};
 use temp_dir::TempDir;
 
 // ---- the lab ---------------------------------------------------------------------------------
@@ -536,27 +538,6 @@ fn sha1_registration_is_refused_when_sha256_is_required() {
 }
 
 // ---- ISV proxy -------------------------------------------------------------------------------
-
-fn proxy_registration(proxy: &Identity) -> ClientRegistrationRequest {
-    signed_by_itself(proxy, &reg_info("PROXY01", AgentType::IsvProxy, &[]))
-}
-
-fn proxied_registration(
-    proxy: &Identity,
-    proxy_id: SmsId,
-    name: &str,
-) -> ClientRegistrationRequest {
-    build_request(
-        &reg_info(name, AgentType::IsvProxyClient, &[]),
-        proxy,
-        RegistrationSigner::Proxy { key: proxy.signing_key(), proxy_id },
-        HashAlgorithm::Sha256,
-        RegistrationKind::Registration,
-        MaybeSmsId(None),
-        IsoTime::now(),
-    )
-    .unwrap()
-}
 
 #[test]
 fn isv_proxy_registers_with_an_imported_certificate() {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cmmp_model::kinds::ClientRegistration;
 use cmmp_model::registration::{ClientRegistrationRequest, RegistrationKind};
-use cmmp_model::value::{IsoTime, MaybeSmsId};
+use cmmp_model::value::{IsoTime, MaybeSmsId, SmsId};
 use cmmp_transport::cert::Identity;
 use cmmp_transport::client::ClientIdentity;
 use cmmp_transport::msg::HostName;
@@ -68,6 +68,30 @@ pub(crate) fn signed_by_itself(
         info,
         identity,
         RegistrationSigner::Own,
+        HashAlgorithm::Sha256,
+        RegistrationKind::Registration,
+        MaybeSmsId(None),
+        IsoTime::now(),
+    )
+    .unwrap()
+}
+
+/// An ISV proxy's own registration (`AgentType` 4, machine `PROXY01`), signed with its key.
+pub(crate) fn proxy_registration(proxy: &Identity) -> ClientRegistrationRequest {
+    signed_by_itself(proxy, &reg_info("PROXY01", AgentType::IsvProxy, &[]))
+}
+
+/// The registration of the proxy client `name` (`AgentType` 8), signed by the registered
+/// proxy `proxy_id` with the proxy's key.
+pub(crate) fn proxied_registration(
+    proxy: &Identity,
+    proxy_id: SmsId,
+    name: &str,
+) -> ClientRegistrationRequest {
+    build_request(
+        &reg_info(name, AgentType::IsvProxyClient, &[]),
+        proxy,
+        RegistrationSigner::Proxy { key: proxy.signing_key(), proxy_id },
         HashAlgorithm::Sha256,
         RegistrationKind::Registration,
         MaybeSmsId(None),
