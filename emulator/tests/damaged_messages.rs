@@ -95,9 +95,9 @@ fn world(proxied: bool) -> &'static World {
 }
 
 fn new_world() -> World {
-    new_world_of(|w, identity| {
+    new_world_of(|on, identity| {
         let sent =
-            w.runtime.block_on(w.client.invoke(&registration(identity, "WS01"), vec![], None));
+            on.runtime.block_on(on.client.invoke(&registration(identity, "WS01"), vec![], None));
         sent.unwrap().reply.smsid.expect("an SMSID")
     })
 }
@@ -105,11 +105,11 @@ fn new_world() -> World {
 /// A world whose signer is an ISV proxy (imported, then registered) and whose client is one
 /// the proxy registered.
 fn new_proxied_world() -> World {
-    new_world_of(|w, proxy| {
-        let proxy_id = w.mp.site().import_isv_proxy(proxy.signing_cert_der(), Utc::now()).unwrap();
+    new_world_of(|on, proxy| {
+        let proxy_id = on.mp.site().import_isv_proxy(proxy.signing_cert_der(), Utc::now()).unwrap();
         let register = |request| {
             let sent =
-                w.runtime.block_on(w.client.invoke(&ClientRegistration(request), vec![], None));
+                on.runtime.block_on(on.client.invoke(&ClientRegistration(request), vec![], None));
             sent.unwrap().reply
         };
         assert_eq!(register(proxy_registration(proxy)).status, 0, "the proxy registers");
@@ -118,51 +118,46 @@ fn new_proxied_world() -> World {
     })
 }
 
+/// What registration needs of a world being made.
+struct Lab<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    mp: &'a Emulator,
+    client: &'a Client,
+}
+
 /// A site and a client; `register` registers the client with the signing identity and
 /// returns the SMSID its messages name.
-fn new_world_of(register: impl FnOnce(&World, &Identity) -> SmsId) -> World {
-    {
-        count_panics();
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        let config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
-        let site = Site::in_memory(config, Utc::now()).unwrap();
-        let mp_identity = generate_mixed_mode("MP01", SystemTime::now()).unwrap();
-        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mp = runtime.block_on(Emulator::start(listen, site, mp_identity)).unwrap();
-        let host = |n: &str| HostName::new(n).unwrap();
-        let mut config = ClientConfig::new(Settings::new(host("127.0.0.1"), host("WS01")));
-        config.port = Some(mp.addr().port());
-        config.connect_timeout = Duration::from_secs(5);
-        config.timeout = Duration::from_secs(20);
-        let client = Client::new(config).unwrap();
-        let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
-        let mut w = World {
-            runtime,
-            mp,
-            client,
-            identity,
-            smsid: SmsId::from_bytes([0; 16]),
-            kinds: Vec::new(),
-        };
-        let smsid = register(&w, &w.identity);
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/documents");
-        let kinds = kinds()
-            .into_iter()
-            .map(|k| {
-                let text = std::fs::read_to_string(dir.join(k.document)).unwrap();
-                // The inventory as a full report, so that the site stores its instances
-                // (a delta with no full report before it only gets a resync request).
-                let text = text
-                    .trim_end_matches(['\r', '\n'])
-                    .replace(CORPUS_CLIENT, &smsid.to_string())
-                    .replace("<ReportType>Delta</ReportType>", "<ReportType>Full</ReportType>");
-                (k, text)
-            })
-            .collect();
-        w.smsid = smsid;
-        w.kinds = kinds;
-        w
-    }
+fn new_world_of(register: impl FnOnce(&Lab<'_>, &Identity) -> SmsId) -> World {
+    count_panics();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
+    let site = Site::in_memory(config, Utc::now()).unwrap();
+    let mp_identity = generate_mixed_mode("MP01", SystemTime::now()).unwrap();
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mp = runtime.block_on(Emulator::start(listen, site, mp_identity)).unwrap();
+    let host = |n: &str| HostName::new(n).unwrap();
+    let mut config = ClientConfig::new(Settings::new(host("127.0.0.1"), host("WS01")));
+    config.port = Some(mp.addr().port());
+    config.connect_timeout = Duration::from_secs(5);
+    config.timeout = Duration::from_secs(20);
+    let client = Client::new(config).unwrap();
+    let identity = generate_mixed_mode_single("ConfigMgr Client", SystemTime::now()).unwrap();
+    let smsid = register(&Lab { runtime: &runtime, mp: &mp, client: &client }, &identity);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/documents");
+    let kinds = kinds()
+        .into_iter()
+        .map(|k| {
+            let text = std::fs::read_to_string(dir.join(k.document)).unwrap();
+            // The inventory as a full report, so that the site stores its instances
+            // (a delta with no full report before it only gets a resync request).
+            let text = text
+                .trim_end_matches(['\r', '\n'])
+                .replace(CORPUS_CLIENT, &smsid.to_string())
+                .replace("<ReportType>Delta</ReportType>", "<ReportType>Full</ReportType>");
+            (k, text)
+        })
+        .collect();
+    World { runtime, mp, client, identity, smsid, kinds }
 }
 
 /// The rows of the site's message log naming `smsid`.
