@@ -104,6 +104,10 @@ const MAX_REQUESTS_PER_CONNECTION: u32 = 10_000;
 
 /// The largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// The room made for each read of a request's head.
+const READ_CHUNK: usize = 16 * 1024;
+/// The most room made at once for the rest of a request's body.
+const MAX_READ_STEP: usize = 256 * 1024;
 
 /// The most requests the committer handles in one transaction.
 const MAX_GROUP: usize = 256;
@@ -550,7 +554,6 @@ async fn read_request<S: AsyncRead + Unpin>(
     buf: &mut Vec<u8>,
     max_body: usize,
 ) -> Result<Option<HttpRequest>, u16> {
-    let mut chunk = [0u8; 16 * 1024];
     let mut scanned = 0_usize;
     let head_end = loop {
         // Search only the new bytes (and the three before them) for the blank line.
@@ -562,11 +565,9 @@ async fn read_request<S: AsyncRead + Unpin>(
         if buf.len() > MAX_HEAD {
             return Err(431);
         }
-        let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
-        if n == 0 {
+        if read_more(stream, buf, READ_CHUNK).await? == 0 {
             return if buf.is_empty() { Ok(None) } else { Err(400) };
         }
-        buf.extend_from_slice(&chunk[..n]);
     };
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
@@ -605,15 +606,28 @@ async fn read_request<S: AsyncRead + Unpin>(
     let keep_alive = if http11 { !connection("close") } else { connection("keep-alive") };
     buf.drain(..head_end);
     while buf.len() < length {
-        let n = stream.read(&mut chunk).await.map_err(|_| 400u16)?;
-        if n == 0 {
+        // Room for the rest of the body, a bounded step at a time: a declared length is
+        // not memory anybody has sent yet.
+        if read_more(stream, buf, (length - buf.len()).min(MAX_READ_STEP)).await? == 0 {
             return Err(400);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
     let rest = buf.split_off(length);
     let body = std::mem::replace(buf, rest);
     Ok(Some(HttpRequest { method, target, headers, body, keep_alive }))
+}
+
+/// Reads what the connection has into `buf`, with room for at least `want` more bytes: the
+/// bytes go straight into the vector's spare capacity. (A buffer on the stack would live in
+/// the request future, which is moved into its keep-alive timeout, so each request copied it
+/// and zeroed it.) The count read; 0 at the end of the stream.
+async fn read_more<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> Result<usize, u16> {
+    buf.reserve(want.max(1));
+    stream.read_buf(buf).await.map_err(|_| 400u16)
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(

@@ -925,8 +925,10 @@ impl Client {
         context: &'c str,
     ) -> Result<Conn<'c>, Error> {
         let connect_context = format!("connect to {}://{authority}", self.scheme.as_str());
-        let (io, server_cert) =
-            bounded(self.connect_timeout, &connect_context, self.connect(route, authority)).await?;
+        // Boxed: TCP, a proxy tunnel, TLS and a revocation check make a large future, and it
+        // would be part of every exchange's future, which its timeout moves on every request.
+        let connecting = Box::pin(self.connect(route, authority));
+        let (io, server_cert) = bounded(self.connect_timeout, &connect_context, connecting).await?;
         Ok(Conn { io, buf: Vec::with_capacity(16 * 1024), context, server_cert })
     }
 
@@ -1852,12 +1854,11 @@ impl Conn<'_> {
     /// that, and every body framing is checked on its own (lengths, multipart close
     /// delimiter, zlib checksum).
     async fn fill(&mut self) -> Result<usize, Error> {
-        let mut chunk = [0_u8; 16 * 1024];
-        match self.io.read(&mut chunk).await {
-            Ok(n) => {
-                self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                Ok(n)
-            }
+        // Straight into the buffer's spare room: a buffer on the stack would live in the
+        // response future, which is moved into its box, so each response copied and zeroed it.
+        self.buf.reserve(READ_CHUNK);
+        match self.io.read_buf(&mut self.buf).await {
+            Ok(n) => Ok(n),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
             Err(e) => Err(network(self.context, &e)),
         }
@@ -1972,6 +1973,8 @@ fn percent_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Largest response head (and proxy answer) read.
 const MAX_HEAD: usize = 64 * 1024;
+/// The room made in a connection's buffer for each read.
+const READ_CHUNK: usize = 16 * 1024;
 /// Most header fields in a response head.
 const MAX_HEADERS: usize = 100;
 /// Most interim (1xx) responses skipped before the final one.
