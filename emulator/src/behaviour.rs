@@ -1247,6 +1247,42 @@ impl Site {
         })
     }
 
+    /// Records a request whose handling failed inside the emulator (a store error, say), with
+    /// outcome [`MessageOutcome::Failed`] and the error as its reason. The request is answered
+    /// HTTP 500 and nothing else of it was kept, so the client sends it again; the row is
+    /// what shows why. Like [`Site::record_undecodable`], it names the endpoint, `Msg/ID` and
+    /// `SourceID` from `header` (as named, unverified, no client record); `kind` is the kind
+    /// the body decoded to.
+    ///
+    /// # Errors
+    ///
+    /// Store failures (then nothing is recorded either).
+    pub fn record_failure(
+        &mut self,
+        header: &Msg,
+        kind: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let env =
+            Envelope { message_id: header.id, source_id: header.source_id, ..Envelope::default() };
+        let reason: String = reason.chars().take(200).collect();
+        self.store.write(|tx| {
+            log(
+                tx,
+                &env,
+                header.target_endpoint.as_str(),
+                kind,
+                None,
+                env.source_id.as_ref(),
+                MessageOutcome::Failed,
+                Some(&reason),
+                now,
+            )
+            .map(drop)
+        })
+    }
+
     // ---- faults --------------------------------------------------------------------------
 
     /// The fault to apply to a request for `endpoint` (`Msg/TargetEndpoint`, or

@@ -48,8 +48,10 @@
 //! one transaction ([`Site::group`]: the endpoint's fault, the size limit, the site's rules),
 //! commits once, and only then hands each request its answer. Requests that arrive during a commit wait for the next group, so the cost of a
 //! commit (its `fsync`, its WAL pages) is shared by the requests in flight. Each request keeps
-//! its own outcome (a failed one is rolled back alone); a group that cannot commit answers every
-//! request in it with HTTP 500, and none of them was stored.
+//! its own outcome: a request whose handling fails (a store error, not a refusal) is rolled
+//! back alone, answered HTTP 500 so that its client sends it again, and logged with outcome
+//! `failed` and the error. A group that cannot commit answers every request in it with HTTP
+//! 500, and none of them was stored (nor logged).
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -949,7 +951,13 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
         Ok(h) => h,
         Err(e) => match e.refusal() {
             Some(r) => Handled::Refused(r.clone()),
-            None => return Err(()),
+            None => {
+                // Answered HTTP 500, so the client sends it again; the log says why. The
+                // request's own savepoint is rolled back already, the group goes on.
+                let kind = decoded.message.kind_name();
+                let _ = site.record_failure(&decoded.header, kind, &with_causes(&e), Utc::now());
+                return Err(());
+            }
         },
     };
     let config = site.config();
@@ -959,6 +967,21 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
         site_code: config.site_code.to_string(),
         mp_host: config.management_point.host.as_str().to_owned(),
     })))
+}
+
+/// An error and what caused it, in one line (`store discovery data failed: no such table`).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn delivery_of(header: &Msg) -> DeliveryKind {

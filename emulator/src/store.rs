@@ -29,7 +29,7 @@
 //! |---|---|
 //! | `clients` | client record: SMSID, signing and encryption certificates (DER), hash, hardware ID, agent type, identity, version, names, proxy, approved, registered, blocked, obsolete, imported proxy, times |
 //! | `conflicts` | record parked because of a duplicate hardware ID, and its resolution |
-//! | `messages` | message received: `Msg/ID`, endpoint, kind, client, time, outcome (`stored`, `duplicate`, `refused`, `answered`), reason |
+//! | `messages` | message received: `Msg/ID`, endpoint, kind, client, time, outcome (`stored`, `duplicate`, `refused`, `answered`, `failed`), reason |
 //! | `discovery` | client's latest discovery data record (DDR) with the fields location and identity use |
 //! | `inventory_versions` | client and inventory action: last `Version` (`major.minor`), resync requested |
 //! | `inventory_instances` | client, action, class and key: one inventory instance (XML) |
@@ -233,12 +233,38 @@ impl Store {
             return Err(Error::SchemaTooNew { found, known: SCHEMA_VERSION });
         }
         let start = usize::try_from(found).unwrap_or(0);
+        if start >= MIGRATIONS.len() {
+            return Ok(());
+        }
+        // Foreign keys off while a migration rebuilds a table that others reference (dropping
+        // it would otherwise delete or refuse what refers to it); SQLite only changes this
+        // setting outside a transaction. Each migration checks them before it commits.
+        self.conn
+            .pragma_update(None, "foreign_keys", "OFF")
+            .map_err(store("migrate the schema"))?;
+        let migrated = self.run_migrations(start);
+        let restored = self.conn.pragma_update(None, "foreign_keys", "ON");
+        migrated?;
+        restored.map_err(store("migrate the schema"))
+    }
+
+    /// Migrations `start + 1` to the last, each in a transaction of its own.
+    fn run_migrations(&mut self, start: usize) -> Result<(), Error> {
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(start) {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Exclusive)
                 .map_err(store("begin a migration"))?;
             tx.execute_batch(migration).map_err(store("migrate the schema"))?;
+            let broken: i64 = tx
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+                .map_err(store("check the migrated schema"))?;
+            if broken > 0 {
+                return Err(Error::Invalid(format!(
+                    "migration {} left {broken} broken references; the database is unchanged",
+                    i + 1
+                )));
+            }
             // `PRAGMA user_version` takes no bound parameter; the values are this build's
             // own migration numbers.
             tx.pragma_update(None, "user_version", i as i64 + 1)
@@ -547,6 +573,9 @@ pub enum MessageOutcome {
     Refused,
     /// A request answered (registration, policy, location).
     Answered,
+    /// The emulator failed while handling it (a store error, say) and answered HTTP 500, so
+    /// the client sends it again; nothing of it was kept. The reason is the error.
+    Failed,
 }
 
 impl MessageOutcome {
@@ -556,6 +585,7 @@ impl MessageOutcome {
             MessageOutcome::Duplicate => "duplicate",
             MessageOutcome::Refused => "refused",
             MessageOutcome::Answered => "answered",
+            MessageOutcome::Failed => "failed",
         }
     }
 
@@ -565,6 +595,7 @@ impl MessageOutcome {
             "duplicate" => MessageOutcome::Duplicate,
             "refused" => MessageOutcome::Refused,
             "answered" => MessageOutcome::Answered,
+            "failed" => MessageOutcome::Failed,
             _ => return None,
         })
     }
@@ -2019,6 +2050,31 @@ const MIGRATIONS: &[&str] = &[
         source     TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     ) STRICT;",
+    // 2: the `failed` outcome. SQLite cannot change a CHECK constraint in place, so the table
+    // is rebuilt (its "other kinds of table schema changes" procedure; `migrate` runs it with
+    // foreign keys off and checks them before it commits). Row IDs are kept, so the
+    // `message_row` references of collected files, state and status messages and metering
+    // still hold.
+    "CREATE TABLE messages_2 (
+        id          INTEGER PRIMARY KEY,
+        message_id  TEXT,
+        endpoint    TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        client_id   INTEGER REFERENCES clients(id) ON DELETE SET NULL,
+        smsid       TEXT,
+        received_ms INTEGER NOT NULL,
+        outcome     TEXT NOT NULL
+            CHECK (outcome IN ('stored', 'duplicate', 'refused', 'answered', 'failed')),
+        reason      TEXT
+    ) STRICT;
+    INSERT INTO messages_2 (id, message_id, endpoint, kind, client_id, smsid, received_ms,
+        outcome, reason)
+        SELECT id, message_id, endpoint, kind, client_id, smsid, received_ms, outcome, reason
+        FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_2 RENAME TO messages;
+    CREATE INDEX messages_by_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX messages_by_client ON messages(client_id, id);",
 ];
 
 #[cfg(test)]
@@ -2059,6 +2115,67 @@ mod tests {
         }
         let e = Store::open(&path).unwrap_err();
         assert!(matches!(e, crate::Error::SchemaTooNew { found: 99, .. }), "{e}");
+    }
+
+    /// A database of the first schema, with a message and a state message that refers to it,
+    /// is migrated: its rows are kept, the reference still holds and foreign keys are enforced
+    /// again, and the `failed` outcome is taken.
+    #[test]
+    fn the_first_schema_migrates_to_the_failed_outcome_with_its_rows() {
+        let dir = TempDir::new("migrate");
+        let path = dir.db();
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(super::MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO clients (id, smsid, signing_cert, hash_algorithm, agent_type,
+                    agent_identity, agent_version, approved, registered, blocked, obsolete,
+                    imported_proxy, created_ms)
+                    VALUES (3, 'GUID:x', x'00', 'SHA256', 1, 'a', '5.0', 1, 1, 0, 0, 0, 1);
+                 INSERT INTO messages (id, message_id, endpoint, kind, received_ms, outcome)
+                    VALUES (7, '{A}', 'MP_RelayEndpoint', 'StateMessages', 1, 'stored');
+                 INSERT INTO state_messages (client_id, serial, message_time, topic_id,
+                    topic_type, state_id, xml, received_ms, message_row)
+                    VALUES (3, 1, '2026-01-01T00:00:00Z', 't', 1, 2, '<S/>', 1, 7);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let kept: (i64, String) = store
+            .conn
+            .query_row(
+                "SELECT m.id, m.message_id FROM state_messages s JOIN messages m \
+                 ON m.id = s.message_row",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, (7, "{A}".to_owned()));
+        let on: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(on, 1, "foreign keys are enforced again");
+        let row = store
+            .write(|tx| {
+                tx.insert_message(&NewMessage {
+                    message_id: Some("{B}"),
+                    endpoint: "MP_DdrEndpoint",
+                    kind: "DdrReport",
+                    client: None,
+                    smsid: None,
+                    now: Utc::now(),
+                    outcome: MessageOutcome::Failed,
+                    reason: Some("no such table"),
+                })
+            })
+            .unwrap();
+        assert!(row > 7);
+        let broken = store.conn.execute(
+            "INSERT INTO state_messages (client_id, serial, message_time, topic_id, topic_type, \
+             state_id, xml, received_ms, message_row) VALUES (3, 2, 't', 't', 1, 2, '<S/>', 1, 999)",
+            [],
+        );
+        assert!(broken.is_err(), "a reference to no message is refused");
     }
 
     fn log(store: &mut Store, id: &str) -> Result<i64, crate::Error> {

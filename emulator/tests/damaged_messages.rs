@@ -37,9 +37,12 @@ use damage::{damage, damage_text};
 
 #[path = "shared/helpers.rs"]
 mod shared;
+#[path = "../../tests/shared/temp_dir.rs"]
+mod temp_dir;
 use shared::{
     assert_no_panic, count_panics, proxied_registration, proxy_registration, registration,
 };
+use temp_dir::TempDir;
 
 /// The client ID the corpus documents name, replaced by the registered client's.
 const CORPUS_CLIENT: &str = "GUID:5D0F1D6E-2B8C-4F3A-9C41-7E2A6B9D3F10";
@@ -125,13 +128,21 @@ struct Lab<'a> {
     client: &'a Client,
 }
 
-/// A site and a client; `register` registers the client with the signing identity and
-/// returns the SMSID its messages name.
+/// The site of a world: inventory taken without an administrator.
+fn site_config() -> SiteConfig {
+    SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() }
+}
+
+/// An in-memory site and a client; `register` registers the client with the signing
+/// identity and returns the SMSID its messages name.
 fn new_world_of(register: impl FnOnce(&Lab<'_>, &Identity) -> SmsId) -> World {
+    new_world_on(Site::in_memory(site_config(), Utc::now()).unwrap(), register)
+}
+
+/// As [`new_world_of`], on `site`.
+fn new_world_on(site: Site, register: impl FnOnce(&Lab<'_>, &Identity) -> SmsId) -> World {
     count_panics();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let config = SiteConfig { approval: ApprovalPolicy::AutoAll, ..SiteConfig::default() };
-    let site = Site::in_memory(config, Utc::now()).unwrap();
     let mp_identity = generate_mixed_mode("MP01", SystemTime::now()).unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mp = runtime.block_on(Emulator::start(listen, site, mp_identity)).unwrap();
@@ -261,6 +272,40 @@ fn characters_and_names_xml_does_not_allow_are_refused() {
         let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
         assert_eq!((last.kind.as_str(), last.outcome), (kind, MessageOutcome::Stored), "{last:?}");
     }
+    assert_no_panic();
+}
+
+/// A failure inside the emulator while it handles a message (here its database lost a table
+/// under it) is answered HTTP 500, so that the client sends the message again, and the
+/// message is logged as failed, with the error, under its sender. The emulator goes on
+/// serving: other kinds are still stored.
+#[test]
+fn a_failure_while_handling_is_answered_500_and_logged_as_failed() {
+    let dir = TempDir::new("handling-failure");
+    let path = dir.join("P01.db");
+    let site = Site::open(site_config(), &path, Utc::now()).unwrap();
+    let w = new_world_on(site, |on, identity| {
+        let sent =
+            on.runtime.block_on(on.client.invoke(&registration(identity, "WS01"), vec![], None));
+        sent.unwrap().reply.smsid.expect("an SMSID")
+    });
+    let sabotage = rusqlite::Connection::open(&path).unwrap();
+    sabotage.busy_timeout(Duration::from_secs(5)).unwrap();
+    sabotage.execute_batch("DROP TABLE discovery").unwrap();
+    let (ddr, state) = (0, 4);
+    let outcome = send(&w, ddr, &w.kinds[ddr].1.clone(), true);
+    assert!(matches!(outcome, Err(Error::Http { status: 500, .. })), "{outcome:?}");
+    let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
+    assert_eq!(
+        (last.endpoint.as_str(), last.kind.as_str(), last.outcome),
+        ("MP_DdrEndpoint", "DdrReport", MessageOutcome::Failed),
+        "{last:?}"
+    );
+    let why = last.reason.as_deref().unwrap_or_default();
+    assert!(why.contains("no such table: discovery"), "{why}");
+    send(&w, state, &w.kinds[state].1.clone(), true).unwrap();
+    let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
+    assert_eq!((last.kind.as_str(), last.outcome), ("StateMessages", MessageOutcome::Stored));
     assert_no_panic();
 }
 
