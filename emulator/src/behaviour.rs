@@ -974,7 +974,9 @@ impl Site {
         let signer = &mut self.assignment_signer;
         self.store
             .write(|tx| {
-                let claimed = request.identification.machine.client_id;
+                // Logged under the sender (the header's `SourceID`, which signs it), as Posts
+                // are; the client the body names when there is none.
+                let sender = env.source_id.unwrap_or(request.identification.machine.client_id);
                 let mut client_id = None;
                 match assignments_in(tx, config, request, env, now, &mut client_id) {
                     Ok(mut reply) => {
@@ -991,7 +993,7 @@ impl Site {
                             "MP_PolicyManager",
                             "PolicyAssignments",
                             client_id,
-                            Some(&claimed),
+                            Some(&sender),
                             MessageOutcome::Answered,
                             Some(&reason),
                             now,
@@ -1005,7 +1007,7 @@ impl Site {
                             "MP_PolicyManager",
                             "PolicyAssignments",
                             client_id,
-                            Some(&claimed),
+                            Some(&sender),
                             MessageOutcome::Refused,
                             Some(r.code()),
                             now,

@@ -275,6 +275,30 @@ fn characters_and_names_xml_does_not_allow_are_refused() {
     assert_no_panic();
 }
 
+/// A policy request whose body names another client than its header's `SourceID` (a
+/// damaged GUID that is still a GUID, say) is refused, and logged under its sender, as Posts
+/// are: the sender's own log shows it. It was logged under the SMSID the body named.
+#[test]
+fn a_policy_request_naming_another_client_is_logged_under_its_sender() {
+    let w = &new_world();
+    let policy = 8;
+    assert_eq!(w.kinds[policy].0.endpoint, "MP_PolicyManager");
+    let other = "GUID:00000000-0000-0000-0000-000000000001";
+    let body = w.kinds[policy].1.replace(&w.smsid.to_string(), other);
+    assert_ne!(body, w.kinds[policy].1, "the case changes the document");
+    let before = logged(&w.mp, &w.smsid);
+    let outcome = send(w, policy, &body, true);
+    assert!(matches!(outcome, Ok(()) | Err(Error::EmptyReply)), "{outcome:?}");
+    assert_eq!(logged(&w.mp, &w.smsid), before + 1, "one row in the sender's log");
+    let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
+    assert_eq!(
+        (last.kind.as_str(), last.outcome, last.reason.as_deref()),
+        ("PolicyAssignments", MessageOutcome::Refused, Some("identity-mismatch")),
+        "{last:?}"
+    );
+    assert_no_panic();
+}
+
 /// A failure inside the emulator while it handles a message (here its database lost a table
 /// under it) is answered HTTP 500, so that the client sends the message again, and the
 /// message is logged as failed, with the error, under its sender. The emulator goes on
