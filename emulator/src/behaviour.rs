@@ -1226,27 +1226,7 @@ impl Site {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let env = Envelope {
-            message_id: header.and_then(|h| h.id),
-            source_id: header.and_then(|h| h.source_id),
-            ..Envelope::default()
-        };
-        let endpoint = header.map_or("CCM_POST", |h| h.target_endpoint.as_str());
-        let reason: String = reason.chars().take(200).collect();
-        self.store.write(|tx| {
-            log(
-                tx,
-                &env,
-                endpoint,
-                "undecodable",
-                None,
-                env.source_id.as_ref(),
-                MessageOutcome::Refused,
-                Some(&reason),
-                now,
-            )
-            .map(drop)
-        })
+        self.record_unhandled(header, "undecodable", MessageOutcome::Refused, reason, now)
     }
 
     /// Records a request whose handling failed inside the emulator (a store error, say), with
@@ -1266,22 +1246,29 @@ impl Site {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let env =
-            Envelope { message_id: header.id, source_id: header.source_id, ..Envelope::default() };
+        self.record_unhandled(Some(header), kind, MessageOutcome::Failed, reason, now)
+    }
+
+    /// One log row for a request the site's rules did not handle, named from its header
+    /// (when it reads) and with `reason` cut to 200 characters.
+    fn record_unhandled(
+        &mut self,
+        header: Option<&Msg>,
+        kind: &str,
+        outcome: MessageOutcome,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let env = Envelope {
+            message_id: header.and_then(|h| h.id),
+            source_id: header.and_then(|h| h.source_id),
+            ..Envelope::default()
+        };
+        let endpoint = header.map_or("CCM_POST", |h| h.target_endpoint.as_str());
         let reason: String = reason.chars().take(200).collect();
         self.store.write(|tx| {
-            log(
-                tx,
-                &env,
-                header.target_endpoint.as_str(),
-                kind,
-                None,
-                env.source_id.as_ref(),
-                MessageOutcome::Failed,
-                Some(&reason),
-                now,
-            )
-            .map(drop)
+            log(tx, &env, endpoint, kind, None, env.source_id.as_ref(), outcome, Some(&reason), now)
+                .map(drop)
         })
     }
 
