@@ -336,9 +336,10 @@ pub(crate) fn progress(len: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// Warnings always (an emulator request answered HTTP 500, say); more with `-v`.
 fn init_tracing(verbose: u8) {
     let level = match verbose {
-        0 => return,
+        0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,
         2 => tracing::Level::DEBUG,
         _ => tracing::Level::TRACE,

@@ -95,13 +95,30 @@ impl Emulator {
 
     /// Serves with `args` added; also returns the stdout line after the address line.
     fn with_args(dir: &Temp, approval: &str, args: &[&str]) -> (Self, String) {
+        Self::spawn(dir, approval, &[], args, Stdio::null())
+    }
+
+    /// Serves with `-v`, its stderr going to the file `log`.
+    fn logging(dir: &Temp, approval: &str, log: &str) -> Self {
+        let file = std::fs::File::create(log).expect("a log file");
+        Self::spawn(dir, approval, &["-v"], &[], file.into()).0
+    }
+
+    fn spawn(
+        dir: &Temp,
+        approval: &str,
+        global: &[&str],
+        args: &[&str],
+        stderr: Stdio,
+    ) -> (Self, String) {
         let db = dir.path("site.db");
         let mut child = Command::new(env!("CARGO_BIN_EXE_cmmp"))
+            .args(global)
             .args(["emulator", "serve", "--listen", "127.0.0.1:0", "--db", &db])
             .args(["--approval", approval])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the emulator starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -143,6 +160,24 @@ impl Drop for Emulator {
 }
 
 /// The ISV proxy workflow through the CLI, one command at a time, with the admin surface.
+/// `cmmp -v emulator serve` says on stderr what it refused, from whom and why.
+#[test]
+fn a_verbose_emulator_logs_what_it_refuses() {
+    let dir = Temp::new("verbose");
+    let log = dir.path("serve.log");
+    let emu = Emulator::logging(&dir, "auto", &log);
+    let id = dir.path("id");
+    ok(&format!("identity new --dir {id}"));
+    let stranger = "GUID:00000000-0000-0000-0000-000000000001";
+    fails(3, &format!("policy --mp {} --identity {id} --client-id {stranger}", emu.url));
+    drop(emu);
+    let t = std::fs::read_to_string(&log).unwrap();
+    let line = t.lines().find(|l| l.contains("refused")).unwrap_or_else(|| panic!("{t}"));
+    for part in ["MP_PolicyManager", "PolicyAssignments", stranger, "unknown-client"] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
+}
+
 #[test]
 fn isv_proxy_workflow_through_every_command() {
     let dir = Temp::new("workflow");

@@ -42,6 +42,12 @@
 //! A message is acknowledged only after the site committed it: the site's work runs to the
 //! end of its transaction before the reply is written.
 //!
+//! **Events** ([`tracing`]; nothing is printed unless the program installs a subscriber, as
+//! the `cmmp` CLI does): `error` for a group that did not commit, `warn` for a request whose
+//! handling failed (answered HTTP 500, with the error), `info` for each refusal and
+//! undecodable request (endpoint, kind, sender, reason), `debug` for every request handled,
+//! each injected fault and each unreadable HTTP request.
+//!
 //! **Group commit.** Decoding (multipart, inflate, UTF-16, XML) runs on the blocking pool,
 //! in parallel. The site's work for `CCM_POST` requests runs on one committer thread: it takes
 //! every decoded request waiting for it (at most [`MAX_GROUP`]), handles each in a savepoint of
@@ -454,6 +460,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(status) => {
+                tracing::debug!(status, "unreadable HTTP request; connection closed");
                 let _ = write_response(&mut stream, &Response::html(status, HTML_500_PAGE)).await;
                 break;
             }
@@ -789,6 +796,12 @@ async fn ccm_post(request: HttpRequest, vdir: Vdir, shared: &Arc<Shared>) -> Act
             let (e, header) = *refused;
             let shared = Arc::clone(shared);
             let reason = e.to_string();
+            tracing::info!(
+                endpoint = header.as_ref().map(|h| h.target_endpoint.as_str()),
+                source = header.as_ref().and_then(|h| h.source_id).map(tracing::field::display),
+                %reason,
+                "undecodable request refused"
+            );
             let _ = tokio::task::spawn_blocking(move || {
                 shared.site().record_undecodable(header.as_ref(), &reason, Utc::now())
             })
@@ -913,7 +926,15 @@ fn commit_group(shared: &Shared, group: &[Job]) -> Vec<Result<Answer, ()>> {
     }));
     match answers {
         Ok(Ok(answers)) => answers,
-        Ok(Err(_)) | Err(_) => group.iter().map(|_| Err(())).collect(),
+        Ok(Err(e)) => {
+            let error = with_causes(&e);
+            tracing::error!(requests = group.len(), %error, "a group did not commit; HTTP 500");
+            group.iter().map(|_| Err(())).collect()
+        }
+        Err(_) => {
+            tracing::error!(requests = group.len(), "a group panicked; HTTP 500");
+            group.iter().map(|_| Err(())).collect()
+        }
     }
 }
 
@@ -926,7 +947,10 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
         match site.fault_for(&decoded.header.target_endpoint).ok().flatten() {
             None => {}
             Some(FaultKind::RegistrationPending) => force_pending = true,
-            Some(kind) => return Ok(Answer::Fault(kind)),
+            Some(kind) => {
+                tracing::debug!(endpoint = %decoded.header.target_endpoint, ?kind, "fault");
+                return Ok(Answer::Fault(kind));
+            }
         }
     }
     // The site's size limit (M13) counts the message as decoded: body text and attachments.
@@ -955,11 +979,27 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
                 // Answered HTTP 500, so the client sends it again; the log says why. The
                 // request's own savepoint is rolled back already, the group goes on.
                 let kind = decoded.message.kind_name();
-                let _ = site.record_failure(&decoded.header, kind, &with_causes(&e), Utc::now());
+                let error = with_causes(&e);
+                tracing::warn!(
+                    endpoint = %decoded.header.target_endpoint,
+                    kind,
+                    source = decoded.header.source_id.map(tracing::field::display),
+                    %error,
+                    "handling failed; HTTP 500"
+                );
+                let _ = site.record_failure(&decoded.header, kind, &error, Utc::now());
                 return Err(());
             }
         },
     };
+    let (endpoint, kind) = (&decoded.header.target_endpoint, decoded.message.kind_name());
+    let source = decoded.header.source_id.map(tracing::field::display);
+    match &handled {
+        Handled::Refused(r) => {
+            tracing::info!(%endpoint, kind, source, reason = r.code(), "refused");
+        }
+        _ => tracing::debug!(%endpoint, kind, source, "handled"),
+    }
     let config = site.config();
     Ok(Answer::Handled(Box::new(Answered {
         handled,
