@@ -6,7 +6,7 @@
 //! emulator serving.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Mutex, Once, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -313,6 +313,7 @@ fn a_failure_while_handling_is_answered_500_and_logged_as_failed() {
             on.runtime.block_on(on.client.invoke(&registration(identity, "WS01"), vec![], None));
         sent.unwrap().reply.smsid.expect("an SMSID")
     });
+    capture_warnings();
     let sabotage = rusqlite::Connection::open(&path).unwrap();
     sabotage.busy_timeout(Duration::from_secs(5)).unwrap();
     sabotage.execute_batch("DROP TABLE discovery").unwrap();
@@ -327,10 +328,42 @@ fn a_failure_while_handling_is_answered_500_and_logged_as_failed() {
     );
     let why = last.reason.as_deref().unwrap_or_default();
     assert!(why.contains("no such table: discovery"), "{why}");
+    // And a warning says so, with the sender and the error.
+    let events = String::from_utf8(WARNINGS.lock().unwrap().clone()).unwrap();
+    let smsid = w.smsid.to_string();
+    let line = events.lines().find(|l| l.contains(&smsid)).unwrap_or_else(|| panic!("{events}"));
+    for part in ["WARN", "handling failed", "MP_DdrEndpoint", "no such table: discovery"] {
+        assert!(line.contains(part), "{part} missing from {line}");
+    }
     send(&w, state, &w.kinds[state].1.clone(), true).unwrap();
     let last = &w.mp.site().messages(Some(&w.smsid), 1).unwrap()[0];
     assert_eq!((last.kind.as_str(), last.outcome), ("StateMessages", MessageOutcome::Stored));
     assert_no_panic();
+}
+
+/// The warnings and errors the emulator's events wrote in this test binary.
+static WARNINGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Collects the emulator's warnings and errors into [`WARNINGS`] (once per test binary).
+fn capture_warnings() {
+    struct Sink;
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            WARNINGS.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .with_writer(|| Sink)
+            .finish();
+        assert!(tracing::subscriber::set_global_default(subscriber).is_ok(), "the first one");
+    });
 }
 
 /// A world of its own for damaged registrations (they name no registered client, so their
