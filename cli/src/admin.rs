@@ -84,7 +84,8 @@ pub(crate) enum AdminCommand {
         smsid: SmsId,
     },
     /// The latest messages the site received (of one client with SMSID), with their outcome
-    /// and the reason for each refusal.
+    /// (stored, duplicate, refused, answered, failed) and the reason for each refusal or
+    /// failure.
     Messages {
         #[command(flatten)]
         at: AdminArgs,
