@@ -238,7 +238,7 @@ impl SiteConfig {
     /// Checks the rules a parsed file cannot express: names are unique and non-empty, every
     /// boundary group and site system referred to exists, policy and assignment IDs are unique
     /// and URL-safe, policy bodies are `Policy` (or `PolicyXML`) documents, a delay fault has
-    /// a duration.
+    /// a duration of at most [`MAX_FAULT_DELAY_MS`].
     ///
     /// # Errors
     ///
@@ -1020,6 +1020,10 @@ impl fmt::Display for FaultKind {
     }
 }
 
+/// The longest delay a fault may add (an hour). A longer one leaves the request, and its
+/// connection, waiting for the rest of the emulator's life: no client test wants that.
+pub const MAX_FAULT_DELAY_MS: u64 = 3_600_000;
+
 /// A fault as written in the site file.
 #[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -1053,6 +1057,12 @@ impl TryFrom<RawFault> for FaultSpec {
     fn try_from(raw: RawFault) -> Result<Self, Self::Error> {
         if raw.delay_ms.is_some() && raw.kind != "delay" {
             return Err(format!("`delay_ms` applies to `delay` faults, not {:?}", raw.kind));
+        }
+        if let Some(ms) = raw.delay_ms.filter(|ms| *ms > MAX_FAULT_DELAY_MS) {
+            return Err(format!(
+                "a `delay` fault waits at most {MAX_FAULT_DELAY_MS} ms (an hour), not {ms}: \
+                 to answer never, use `drop-connection`"
+            ));
         }
         Ok(FaultSpec {
             endpoint: raw.endpoint,
@@ -1148,8 +1158,8 @@ mod tests {
     use std::net::IpAddr;
 
     use super::{
-        ApprovalPolicy, ConflictResolution, FaultKind, ManagementPoint, SiteConfig, SiteMode,
-        Subnet,
+        ApprovalPolicy, ConflictResolution, FaultKind, FaultSpec, MAX_FAULT_DELAY_MS,
+        ManagementPoint, SiteConfig, SiteMode, Subnet,
     };
 
     #[test]
@@ -1245,6 +1255,27 @@ remaining = 2
         assert_eq!(site.faults[0].kind, FaultKind::Delay { ms: 250 });
         assert_eq!(site.faults[0].remaining, Some(2));
         assert_eq!(site.inventory.keys["Contoso_Widget"], ["Serial"]);
+    }
+
+    /// A delay fault waits an hour at most, in a site file and through the admin surface
+    /// (both read a fault the same way); a longer one would never be answered.
+    #[test]
+    fn a_delay_fault_waits_an_hour_at_most() {
+        let file = |ms: u64| {
+            SiteConfig::from_toml(&format!("[[faults]]\nkind = \"delay\"\ndelay_ms = {ms}\n"))
+        };
+        let hour = file(MAX_FAULT_DELAY_MS).unwrap();
+        assert_eq!(hour.faults[0].kind, FaultKind::Delay { ms: 3_600_000 });
+        let e = file(MAX_FAULT_DELAY_MS + 1).unwrap_err().to_string();
+        assert!(e.contains("at most 3600000 ms") && e.contains("drop-connection"), "{e}");
+        let admin = |ms: u64| {
+            serde_json::from_str::<FaultSpec>(&format!(
+                r#"{{"endpoint":"*","kind":"delay","delay_ms":{ms}}}"#
+            ))
+        };
+        assert!(admin(MAX_FAULT_DELAY_MS).is_ok());
+        let e = admin(u64::MAX).unwrap_err().to_string();
+        assert!(e.contains("at most"), "{e}");
     }
 
     #[test]
