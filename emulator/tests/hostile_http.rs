@@ -2,6 +2,7 @@
 //! get their status (or a closed connection), never a panic, and the emulator keeps serving.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -158,11 +159,18 @@ fn runtime_and_emulator() -> (tokio::runtime::Runtime, Emulator) {
     (runtime, mp)
 }
 
-/// One runtime and emulator for every case of the property test.
-fn shared() -> &'static (tokio::runtime::Runtime, Emulator) {
-    static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
-        std::sync::OnceLock::new();
-    SHARED.get_or_init(runtime_and_emulator)
+/// A runtime and an emulator that every case of one property test shares.
+type Lab = (tokio::runtime::Runtime, Emulator);
+
+/// Each property test's lab, made on first use. One per test: the admin cases add faults (a
+/// delay for `*` among them) and proxies, which must not reach another test's requests
+/// while the tests run in parallel.
+static BYTES_LAB: OnceLock<Lab> = OnceLock::new();
+static ADMIN_LAB: OnceLock<Lab> = OnceLock::new();
+static GETS_LAB: OnceLock<Lab> = OnceLock::new();
+
+fn lab(cell: &'static OnceLock<Lab>) -> &'static Lab {
+    cell.get_or_init(runtime_and_emulator)
 }
 
 proptest! {
@@ -178,7 +186,7 @@ proptest! {
         ]),
         tail in prop::collection::vec(any::<u8>(), 0..2048),
     ) {
-        let (runtime, mp) = shared();
+        let (runtime, mp) = lab(&BYTES_LAB);
         runtime.block_on(async {
             let mut bytes = head.as_bytes().to_vec();
             bytes.extend_from_slice(&tail);
@@ -188,21 +196,6 @@ proptest! {
         });
         assert_no_panic();
     }
-}
-
-/// An emulator of its own for the admin cases (they add faults and proxies).
-fn admin_shared() -> &'static (tokio::runtime::Runtime, Emulator) {
-    static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
-        std::sync::OnceLock::new();
-    SHARED.get_or_init(runtime_and_emulator)
-}
-
-/// An emulator of its own for the GET and fallback status cases: no admin case's faults (a
-/// delay for `*` among them) may reach it while both property tests run.
-fn gets_shared() -> &'static (tokio::runtime::Runtime, Emulator) {
-    static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Emulator)> =
-        std::sync::OnceLock::new();
-    SHARED.get_or_init(runtime_and_emulator)
 }
 
 /// Pieces of admin paths: the real ones, and what a mistyped or hostile one holds.
@@ -279,7 +272,7 @@ proptest! {
         raw in prop::collection::vec(any::<u8>(), 0..64),
         use_raw in any::<bool>(),
     ) {
-        let (runtime, mp) = admin_shared();
+        let (runtime, mp) = lab(&ADMIN_LAB);
         let body: &[u8] = if use_raw { &raw } else { body.as_bytes() };
         let segments = match shaped {
             0 => junk,
@@ -342,7 +335,7 @@ proptest! {
         ]),
         body in prop::collection::vec(any::<u8>(), 0..256),
     ) {
-        let (runtime, mp) = gets_shared();
+        let (runtime, mp) = lab(&GETS_LAB);
         let (method, body): (&str, &[u8]) =
             if target.ends_with(".sms_fsp") { ("POST", &body) } else { ("GET", b"") };
         let tail = if with_tail { tail.as_str() } else { "" };
