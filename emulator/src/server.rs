@@ -963,6 +963,9 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
         decoded.header.source_id,
         Utc::now(),
     );
+    // What the events name.
+    let (endpoint, kind) = (&decoded.header.target_endpoint, decoded.message.kind_name());
+    let source = decoded.header.source_id.map(tracing::field::display);
     let handled = match checked.and_then(|()| {
         site.handle_verified(
             decoded,
@@ -978,22 +981,13 @@ fn handle(site: &mut Site, job: &Job) -> Result<Answer, ()> {
             None => {
                 // Answered HTTP 500, so the client sends it again; the log says why. The
                 // request's own savepoint is rolled back already, the group goes on.
-                let kind = decoded.message.kind_name();
                 let error = with_causes(&e);
-                tracing::warn!(
-                    endpoint = %decoded.header.target_endpoint,
-                    kind,
-                    source = decoded.header.source_id.map(tracing::field::display),
-                    %error,
-                    "handling failed; HTTP 500"
-                );
+                tracing::warn!(%endpoint, kind, source, %error, "handling failed; HTTP 500");
                 let _ = site.record_failure(&decoded.header, kind, &error, Utc::now());
                 return Err(());
             }
         },
     };
-    let (endpoint, kind) = (&decoded.header.target_endpoint, decoded.message.kind_name());
-    let source = decoded.header.source_id.map(tracing::field::display);
     match &handled {
         Handled::Refused(r) => {
             tracing::info!(%endpoint, kind, source, reason = r.code(), "refused");
