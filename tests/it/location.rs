@@ -12,9 +12,10 @@ use cmmp_model::kinds::{
 };
 use cmmp_model::value::SmsId;
 use cmmp_transport::Error;
+use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::reply::{ReplySignature, ReplyVerifier};
 
-use crate::support::{Mp, Reg, array, identity, register, run, sample};
+use crate::support::{Mp, Reg, array, doc, identity, register, run, sample};
 
 /// The sample request of `location/<name>`; location requests name no client.
 fn request<K: cmmp_model::Endpoint>(name: &str) -> K {
@@ -49,6 +50,40 @@ fn content_location_lists_the_distribution_point_of_the_boundary() {
             (&"ContentLocation".into(), &"answered".into())
         );
         assert!(log[0]["smsid"].is_null());
+    });
+}
+
+/// mprecon sends `LocationType="SMSPACKAGE"` and an MP answers it (protocol §4.3.1). The
+/// requests go through the raw API, so each spelling reaches the emulator as written (the
+/// typed client would write the canonical `SMSPackage`), and each is answered alike.
+#[test]
+fn content_location_takes_the_location_type_in_any_case() {
+    run(async {
+        let mp = Mp::stock().await;
+        let canonical = doc("location/content-request.xml");
+        let written = "LocationType=\"SMSPackage\"";
+        assert!(canonical.contains(written));
+        let mut replies = Vec::new();
+        for spelling in ["SMSPackage", "SMSPACKAGE", "smspackage"] {
+            let text = canonical.replace(written, &format!("LocationType=\"{spelling}\""));
+            let mut message = RawMessage::new();
+            message.set_target_endpoint("MP_LocationManager").unwrap();
+            message.set_body_from_string(&text);
+            message.set_security_flags(SecurityFlags::MIXED_MODE | SecurityFlags::COMPRESS_MESSAGE);
+            assert!(message.body_to_string().unwrap().contains(spelling));
+            let mut reply = mp.client().invoke_raw(&message, None).await.unwrap().body_xml;
+            // The one part that differs between answers: when the boundary groups were read.
+            let at = reply.find("RetrieveTime=\"").unwrap() + "RetrieveTime=\"".len();
+            let end = at + reply[at..].find('"').unwrap();
+            reply.replace_range(at..end, "");
+            replies.push(reply);
+        }
+        assert!(replies[0].contains("/SMS_DP_SMSPKG$/Content_9f2b7c1e"), "{}", replies[0]);
+        assert_eq!(replies[1], replies[0]);
+        assert_eq!(replies[2], replies[0]);
+        let log = array(mp.get("/cmmp-admin/messages").await);
+        assert_eq!(log.len(), 3);
+        assert!(log.iter().all(|m| m["kind"] == "ContentLocation" && m["outcome"] == "answered"));
     });
 }
 
