@@ -1,17 +1,20 @@
 //! Framing that other implementations send, which an MP accepts and so must the emulator:
 //! the Python peers' alphabetical `Msg` element order, an uncompressed body (no `Hook3`),
 //! `ReplyMode` spelled `ASync` (sccmhunter), `form-data` multipart parts under a random
-//! boundary, lower-case GUIDs (the managed SDK), and a payload encrypted to the MP. Each
+//! boundary, lower-case GUIDs (the managed SDK), a policy request spelled `Ack` with its
+//! elements reordered (sent through the raw API), and a payload encrypted to the MP. Each
 //! request is built and signed by `cmmp-transport`, then reshaped by hand (only the `Msg`
 //! header and the framing change: the signature covers the payload) and sent with
 //! `Client::send` or over a raw TCP connection.
 
+use cmmp_model::MessageExt;
 use cmmp_model::msg::HookName;
 use cmmp_model::policy::{AssignmentRequestKind, ReplyAssignments};
 use cmmp_model::registration::ClientRegistrationResponse;
 use cmmp_transport::body::{self, BomPolicy};
 use cmmp_transport::client::Client;
 use cmmp_transport::multipart::{self, MultipartLimits};
+use cmmp_transport::raw::{RawMessage, SecurityFlags};
 use cmmp_transport::reply::{self, HttpReply, ReplyLimits, SyncContext};
 use cmmp_transport::wire::{self, Fresh, Request, Settings};
 
@@ -352,6 +355,36 @@ fn a_header_with_lower_case_guids_is_accepted() {
         let outcomes: Vec<String> =
             mp.messages(&c.smsid).await.iter().take(2).map(|m| text(&m["outcome"])).collect();
         assert_eq!(outcomes, ["duplicate", "stored"]);
+    });
+}
+
+/// A policy request as the documentation and PXEThief spell it (`Ack`, not the SDK's `ACK`),
+/// its elements in another order (protocol §9), sent as written through the raw API and
+/// signed by the client: answered like the SDK's spelling.
+#[test]
+fn a_policy_request_with_ack_and_its_elements_reordered_is_accepted() {
+    run(async {
+        let mp = Mp::auto().await;
+        let c = mp.enrol("WS01").await;
+        let text = format!(
+            "<RequestAssignments SchemaVersion=\"1.00\" RequestType=\"Always\" Ack=\"false\">\
+             <ServerCookie/><Resource ResourceType=\"Machine\"/><PolicySource>SMS:P01</PolicySource>\
+             <Identification><Machine><NetBIOSName>WS01</NetBIOSName><ClientID>{}</ClientID>\
+             <FQDN>WS01.corp.example</FQDN><SID/></Machine><User/></Identification>\
+             </RequestAssignments>",
+            c.smsid
+        );
+        let mut message = RawMessage::new();
+        message.set_target_endpoint("MP_PolicyManager").unwrap();
+        message.set_body_from_string(&text);
+        message.set_client_id(c.smsid);
+        message.set_security_flags(SecurityFlags::SIGN_MESSAGE | SecurityFlags::COMPRESS_MESSAGE);
+        assert!(message.body_to_string().unwrap().contains(" Ack=\"false\"><ServerCookie/>"));
+        let reply = mp.client().invoke_raw(&message, Some(&c.signer())).await.unwrap();
+        let assignments = ReplyAssignments::from_xml(&reply.body_xml).unwrap();
+        assert_eq!(assignments.policy_assignment.len(), 2);
+        let last = mp.last(&c.smsid).await;
+        assert_eq!((last.0.as_str(), last.1.as_str()), ("PolicyAssignments", "answered"));
     });
 }
 
