@@ -2,10 +2,11 @@
 //! the Python peers' alphabetical `Msg` element order, an uncompressed body (no `Hook3`),
 //! `ReplyMode` spelled `ASync` (sccmhunter), `form-data` multipart parts under a random
 //! boundary, lower-case GUIDs (the managed SDK), a policy request spelled `Ack` with its
-//! elements reordered (sent through the raw API), and a payload encrypted to the MP. Each
-//! request is built and signed by `cmmp-transport`, then reshaped by hand (only the `Msg`
-//! header and the framing change: the signature covers the payload) and sent with
-//! `Client::send` or over a raw TCP connection.
+//! elements reordered, and a payload encrypted to the MP. Most requests are built and signed
+//! by `cmmp-transport`, then reshaped by hand (only the `Msg` header and the framing change:
+//! the signature covers the payload) and sent with `Client::send` or over a raw TCP
+//! connection. The `Ack` request's body is written by hand and sent, signed, through the raw
+//! API, which sends a body as written.
 
 use cmmp_model::MessageExt;
 use cmmp_model::msg::HookName;
