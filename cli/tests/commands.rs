@@ -159,7 +159,6 @@ impl Drop for Emulator {
     }
 }
 
-/// The ISV proxy workflow through the CLI, one command at a time, with the admin surface.
 /// `cmmp -v emulator serve` says on stderr what it refused, from whom and why.
 #[test]
 fn a_verbose_emulator_logs_what_it_refuses() {
@@ -178,6 +177,7 @@ fn a_verbose_emulator_logs_what_it_refuses() {
     }
 }
 
+/// The ISV proxy workflow through the CLI, one command at a time, with the admin surface.
 #[test]
 fn isv_proxy_workflow_through_every_command() {
     let dir = Temp::new("workflow");
